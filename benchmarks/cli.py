@@ -1,0 +1,199 @@
+"""``python -m benchmarks run|list|report``: the command line of the suite.
+
+Imports neither torch nor tensorflow until a run needs one.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+import tasks
+from benchmarks import executors, runner, suite
+from benchmarks.store import Store, StoreError
+from models import reference, registry
+from tasks.base import TaskError
+
+
+class UsageError(ValueError):
+    """Bad input from the command line: one line, exit code 2."""
+
+
+def _parse_value(text: str):
+    """``3`` -> 3, ``0.5`` -> 0.5, ``1,2`` -> [1, 2], ``-6,-2+2,6`` -> [[-6,-2],[2,6]]."""
+    def scalar(s):
+        for cast in (int, float):
+            try:
+                return cast(s)
+            except ValueError:
+                pass
+        return s
+
+    if "+" in text:
+        return [[scalar(v) for v in part.split(",")] for part in text.split("+")]
+    if "," in text:
+        return [scalar(v) for v in text.split(",")]
+    return scalar(text)
+
+
+def _task_grid(args) -> dict[str, list]:
+    grid: dict[str, list] = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad --param {item!r}; expected NAME=VALUE, e.g. "
+                             f"interpolation_range=1,2")
+        grid[key] = [_parse_value(value)]
+    known = {k for cls in tasks.TASKS.values() for k in cls.parameters}
+    unknown = set(grid) - known
+    if unknown:
+        raise UsageError(f"unknown task parameter(s) {sorted(unknown)}; known: "
+                         f"{', '.join(sorted(known))}")
+    if args.ops:
+        grid["op"] = suite.split_names(args.ops, (), "op")
+    elif "op" not in grid:
+        grid["op"] = list(suite.DEFAULT_OPS)
+    return grid
+
+
+def cmd_list(args) -> int:
+    print("tasks:")
+    for name, cls in tasks.TASKS.items():
+        params = ", ".join(f"{k}={v}" for k, v in cls.parameters.items())
+        print(f"  {name}  ({params})")
+    print("units (a model is UNIT, i.e. UNIT->UNIT, or UNIT-UNIT, e.g. nau-nmu):")
+    for name, spec in reference.UNITS.items():
+        print(f"  {name:8s} {spec.title}")
+    print("frameworks:")
+    for fw in registry.FRAMEWORKS:
+        missing = registry.framework_missing(fw)
+        print(f"  {fw:8s} {'not installed: ' + missing if missing else 'installed'}")
+    print("budgets:")
+    for b in suite.BUDGETS.values():
+        print(f"  {b.name:8s} {b.steps} steps, eval every {b.eval_interval}, {b.seeds} seeds, "
+              f"lr {b.lr:g}: {b.description}")
+    print(f"executors: {', '.join(executors.EXECUTORS)}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    budget = suite.get_budget(args.budget)
+    seeds = suite.parse_seeds(args.seeds or f"0-{budget.seeds - 1}")
+    task_names = suite.split_names(args.tasks, tasks.TASKS, "task") or list(tasks.TASKS)
+    models = suite.split_names(args.units, reference.UNITS, "unit") or list(suite.DEFAULT_MODELS)
+    frameworks = suite.split_names(args.frameworks, registry.FRAMEWORKS, "framework")
+    for name in task_names:
+        tasks.get(name)
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"bad --steps {args.steps}; expected a positive integer")
+    executor = executors.get(args.executor)
+    specs = suite.expand(task_names, models, frameworks, seeds, budget, _task_grid(args),
+                         common_data=args.common_data, steps=args.steps)
+    store = Store(args.results or f"results/{budget.name}")
+    pending = specs if args.force else [s for s in specs if not store.is_final(s.id)]
+    for path in store.corrupt:
+        print(f"warning: unreadable record {path}; it will be rerun", file=sys.stderr)
+    print(f"{len(specs)} runs, {len(specs) - len(pending)} already done, "
+          f"{len(pending)} to train -> {store.root}")
+    written = 0
+    bar = tqdm(total=sum(s.steps for s in pending), unit="seed-step", unit_scale=True,
+               disable=args.quiet or None, dynamic_ncols=True)
+    try:
+        groups = suite.groups(pending, args.max_replicas)
+        for records in executor(lambda g: runner.run_group(g, progress=bar.update), groups):
+            for record in records:
+                store.write(record)
+                written += 1
+                if record["status"] in ("error", "skipped"):
+                    tqdm.write(f"{record['status']}: {record['unit']} {record['framework']} "
+                               f"seed {record['seed']}: {record['reason']}")
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"\ninterrupted: {written} records written to {store.root}; run the same "
+              f"command again to resume", file=sys.stderr)
+        return 130
+    bar.close()
+    _print_summary(store.root, {s.id for s in specs})
+    return 0
+
+
+def _print_summary(root: Path, ids: set[str]) -> None:
+    from reports import frame, stats
+
+    df = frame.load(root)
+    if df.empty:
+        return
+    df = df[df["id"].isin(ids)]
+    table = stats.summary(df)
+    if not table.empty:
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_rows", 500,
+                               "display.float_format", "{:.3g}".format):
+            print(table.to_string(index=False))
+
+
+def cmd_report(args) -> int:
+    from reports import frame, html
+
+    store_dir = Path(args.results)
+    if not store_dir.is_dir():
+        raise UsageError(f"results directory {str(store_dir)!r} does not exist")
+    df = frame.load(store_dir)
+    out = html.render(df, args.output)
+    print(f"report written to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="ArithBench: train arithmetic units on arithmetic tasks in PyTorch and "
+                    "TensorFlow; measure interpolation, extrapolation and success over seeds.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list tasks, units, frameworks (installed or not), budgets")
+
+    run = sub.add_parser("run", help="train a matrix of runs; resumes where it stopped",
+                         description="Train tasks x units x frameworks x seeds. Seeds of one "
+                         "configuration train together as one vectorised program. Finished "
+                         "runs are skipped on a rerun (use --force to rerun them).")
+    run.add_argument("--tasks", help="comma-separated task names (default: all)")
+    run.add_argument("--units", help="comma-separated models: UNIT (UNIT->UNIT) or "
+                     f"UNIT-UNIT (default: {','.join(suite.DEFAULT_MODELS)})")
+    run.add_argument("--frameworks", default="torch,tf", help="torch,tf (default: both)")
+    run.add_argument("--ops", help="static arithmetic ops: add,sub,mul,div,squared,root "
+                     f"(default: {','.join(suite.DEFAULT_OPS)})")
+    run.add_argument("--seeds", help="e.g. 0-9 or 0,3,5 (default: the budget's number)")
+    run.add_argument("--budget", default="quick", help=f"one of {', '.join(suite.BUDGETS)} "
+                     "(default: quick)")
+    run.add_argument("--steps", type=int, help="override the budget's number of steps")
+    run.add_argument("--param", action="append", metavar="NAME=VALUE",
+                     help="task parameter, repeatable: e.g. input_size=2, "
+                     "interpolation_range=1,2, extrapolation_range=-6,-2+2,6 (a union)")
+    run.add_argument("--results", help="results directory (default: results/<budget>)")
+    run.add_argument("--force", action="store_true", help="rerun runs already finished")
+    run.add_argument("--common-data", action="store_true",
+                     help="all seeds of a group see the same batches (faster; marked in "
+                     "every record; never the default)")
+    run.add_argument("--executor", default="local", help=f"one of {', '.join(executors.EXECUTORS)}")
+    run.add_argument("--max-replicas", type=int, default=256,
+                     help="most seeds trained together in one program (default: 256)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    report = sub.add_parser("report", help="write the HTML report of a results directory")
+    report.add_argument("results", help="results directory")
+    report.add_argument("-o", "--output", default="report.html", help="HTML file to write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"list": cmd_list, "run": cmd_run, "report": cmd_report}[args.command](args)
+    except (UsageError, suite.SuiteError, TaskError, registry.UnknownName, StoreError,
+            ValueError) as err:
+        print(f"python -m benchmarks {args.command}: error: {err}", file=sys.stderr)
+        return 2

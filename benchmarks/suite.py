@@ -1,0 +1,122 @@
+"""The matrix (tasks x units x frameworks x seeds) and the budgets it runs at."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import tasks
+from benchmarks.spec import RunSpec
+from models import registry
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    steps: int
+    eval_interval: int
+    seeds: int  # default number of seeds
+    description: str
+    batch_size: int = 128
+    lr: float = 1e-3
+
+    @property
+    def schedule_scale(self) -> float:
+        """Regulariser schedules are published for 5e6 steps; shorter budgets shrink them."""
+        return min(1.0, self.steps / PAPER_STEPS)
+
+
+PAPER_STEPS = 5_000_000
+BUDGETS = {
+    b.name: b
+    for b in (
+        Budget("smoke", 3_000, 250, 8, "seconds per configuration; CI and `pytest benchmarks/`"),
+        Budget("quick", 20_000, 1_000, 10, "minutes for the whole suite; the README's command"),
+        Budget("paper", PAPER_STEPS, 1_000, 100, "the published protocol [NAU]: 5e6 steps, "
+               "100 seeds"),
+    )
+}
+
+# What `run` trains when no --units / --ops are given.
+DEFAULT_MODELS = ("linear", "relu6", "nac", "nac-nacmul", "nalu", "nau", "nau-nmu")
+DEFAULT_OPS = ("add", "sub", "mul")
+
+
+class SuiteError(ValueError):
+    """Bad suite input: the message names the value and the accepted ones."""
+
+
+def get_budget(name: str) -> Budget:
+    if name not in BUDGETS:
+        raise SuiteError(f"unknown budget {name!r}; known: {', '.join(BUDGETS)}")
+    return BUDGETS[name]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-9``, ``3``, ``0,4,7`` or ``0-4,10-14`` -> sorted unique seeds."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                low, high = (int(v) for v in part.split("-", 1))
+                if low < 0 or high < low:
+                    raise ValueError
+                seeds.update(range(low, high + 1))
+            else:
+                value = int(part)
+                if value < 0:
+                    raise ValueError
+                seeds.add(value)
+        except ValueError:
+            raise SuiteError(f"bad seed range {text!r}; expected e.g. 0-9, 3 or 0,4,7 "
+                             f"(non-negative integers, low <= high)") from None
+    return sorted(seeds)
+
+
+def split_names(text: str | None, known, what: str) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise SuiteError(f"empty {what} list; known: {', '.join(known)}")
+    return names
+
+
+def expand(task_names: list[str], models: list[str], frameworks: list[str], seeds: list[int],
+           budget: Budget, task_grid: dict[str, list] | None = None,
+           common_data: bool = False, steps: int | None = None) -> list[RunSpec]:
+    """Every (task params, model, framework, seed); validates every name first."""
+    for fw in frameworks:
+        registry.check_framework(fw)
+    for model in models:
+        registry.parse_model(model)
+    task_grid = task_grid or {}
+    specs = []
+    for name in task_names:
+        cls = tasks.get(name)
+        grid = {k: v for k, v in task_grid.items() if k in cls.parameters}
+        keys = list(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            task = cls(**dict(zip(keys, values)))
+            for model in models:
+                task.layers(registry.parse_model(model))
+                for fw, seed in itertools.product(frameworks, seeds):
+                    specs.append(RunSpec.make(
+                        task.params, task=name, unit=model, framework=fw, seed=seed,
+                        budget=budget.name, steps=steps or budget.steps,
+                        batch_size=budget.batch_size, lr=budget.lr,
+                        eval_interval=budget.eval_interval,
+                        schedule_scale=budget.schedule_scale, common_data=common_data))
+    return specs
+
+
+def groups(specs: list[RunSpec], max_replicas: int = 256) -> list[list[RunSpec]]:
+    """Specs that differ only by seed, in chunks of at most max_replicas."""
+    by_key: dict[RunSpec, list[RunSpec]] = {}
+    for spec in specs:
+        by_key.setdefault(spec.group_key, []).append(spec)
+    out = []
+    for members in by_key.values():
+        members.sort(key=lambda s: s.seed)
+        out.extend(members[i:i + max_replicas] for i in range(0, len(members), max_replicas))
+    return out

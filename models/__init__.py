@@ -1,0 +1,1 @@
+"""How it is learned: units and networks, per framework (torch/, tf/), and their numpy spec."""

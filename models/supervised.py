@@ -1,0 +1,98 @@
+"""The framework-free supervised loop: schedule, evaluation, model selection, divergence.
+
+A framework supplies a trainer with three methods (see `models/torch/train.py`):
+``train(xs, ys, lams)`` runs len(xs) optimiser steps, ``errors(x, y)`` gives the
+per-replica MSE, ``params()`` the per-layer parameters. Everything else - when to
+evaluate, which step is selected, which replica diverged - is decided here once,
+so both frameworks follow the same protocol.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from models import reference
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int = 128
+    lr: float = 1e-3
+    eval_interval: int = 1000
+    schedule_scale: float = 1.0  # regulariser schedules are given in paper steps
+    chunk_bytes: int = 32 << 20  # most input data generated at once
+
+
+@dataclass
+class Fit:
+    """What training R replicas produced; arrays are per replica along axis 0."""
+
+    units: list[str]  # one per layer
+    steps: np.ndarray  # (E,) evaluated steps, 0 (untrained) first
+    errors: dict[str, np.ndarray]  # eval set -> (R, E) mean squared error
+    best_index: np.ndarray  # (R,) index into steps selected by the first eval set
+    best_params: list[dict[str, np.ndarray]]  # per layer, (R, ...) at best_index
+    diverged_at: np.ndarray  # (R,) first evaluated step with a non-finite error, or -1
+    train_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def regulariser_weights(units: list[str], cfg: TrainConfig, steps: np.ndarray) -> np.ndarray:
+    """(T, n_layers) lambda per step: a linear ramp 0 -> lambda_hat from start to end."""
+    out = np.zeros((len(steps), len(units)), dtype=np.float32)
+    for j, unit in enumerate(units):
+        schedule = reference.UNITS[unit].schedule
+        if schedule is None:
+            continue
+        lam_hat, start, end = schedule
+        start, end = start * cfg.schedule_scale, end * cfg.schedule_scale
+        ramp = np.clip((steps - start) / max(end - start, 1e-12), 0.0, 1.0)
+        out[:, j] = lam_hat * ramp
+    return out
+
+
+def fit(trainer, units: list[str], batches: Callable[[int], tuple[np.ndarray, np.ndarray]],
+        eval_sets: dict[str, tuple[np.ndarray, np.ndarray]], cfg: TrainConfig,
+        replicas: int, bytes_per_step: int, progress: Callable[[int], None] | None = None) -> Fit:
+    """Train, evaluating every ``eval_interval`` steps on the fixed sets.
+
+    ``batches(T)`` returns T steps of data shaped (T, R or 1, B, n_in) and
+    (T, R, B, n_out). The first eval set selects the model (interpolation).
+    """
+    eval_steps = np.unique(np.r_[np.arange(0, cfg.steps, cfg.eval_interval), cfg.steps])
+    names = list(eval_sets)
+    errors = {n: np.full((replicas, len(eval_steps)), np.nan) for n in names}
+    best_err = np.full(replicas, np.inf)
+    best_index = np.zeros(replicas, dtype=int)
+    best_params = trainer.params()
+    diverged_at = np.full(replicas, -1)
+    chunk = max(1, min(cfg.eval_interval, cfg.chunk_bytes // max(bytes_per_step, 1)))
+    start = time.perf_counter()
+    step = 0
+    for e, target_step in enumerate(eval_steps):
+        while step < target_step:
+            n = min(chunk, target_step - step)
+            xs, ys = batches(n)
+            lams = regulariser_weights(units, cfg, np.arange(step + 1, step + n + 1))
+            trainer.train(xs, ys, lams)
+            step += n
+            if progress:
+                progress(n)
+        for name in names:
+            errors[name][:, e] = trainer.errors(*eval_sets[name])
+        bad = ~np.all([np.isfinite(errors[n][:, e]) for n in names], axis=0)
+        diverged_at[bad & (diverged_at < 0)] = target_step
+        sel = errors[names[0]][:, e]
+        improved = np.isfinite(sel) & (sel < best_err) & (diverged_at < 0)
+        if improved.any():
+            best_err[improved] = sel[improved]
+            best_index[improved] = e
+            for layer_best, layer_now in zip(best_params, trainer.params()):
+                for k in layer_best:
+                    layer_best[k][improved] = layer_now[k][improved]
+    return Fit(units, eval_steps, errors, best_index, best_params, diverged_at,
+               train_seconds=time.perf_counter() - start)

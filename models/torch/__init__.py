@@ -1,0 +1,1 @@
+"""PyTorch implementations of the units, networks and training loops."""

@@ -1,0 +1,48 @@
+"""Supervised training of R replicas at once in PyTorch (the loop itself: models/supervised.py)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from models.torch.nets import Stack
+
+
+class Trainer:
+    """One Adam over every replica; the loss is summed over replicas so each
+    replica's gradient is its own."""
+
+    def __init__(self, layers: list[tuple[str, dict[str, np.ndarray]]], lr: float,
+                 device: str = "cpu"):
+        self.device = torch.device(device)
+        self.net = Stack(layers).to(self.device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+
+    def _tensor(self, a):
+        return torch.as_tensor(np.asarray(a, dtype=np.float32), device=self.device)
+
+    def train(self, xs: np.ndarray, ys: np.ndarray, lams: np.ndarray) -> None:
+        xs, ys = self._tensor(xs), self._tensor(ys)
+        regularised = [j for j, u in enumerate(self.net.units) if u.spec.regularised]
+        for t in range(xs.shape[0]):
+            loss = ((self.net(xs[t]) - ys[t]) ** 2).mean(dim=(-2, -1))
+            for j in regularised:
+                if lams[t, j] > 0:
+                    loss = loss + float(lams[t, j]) * self.net.units[j].regulariser()
+            self.opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            self.opt.step()
+            self.net.project_()
+
+    @torch.no_grad()
+    def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000) -> np.ndarray:
+        """Per-replica MSE on a shared input set x (N, n_in), targets y (R, N, n_out)."""
+        total = None
+        for i in range(0, x.shape[0], chunk):
+            pred = self.net(self._tensor(x[i:i + chunk])).double()
+            err = ((pred - torch.as_tensor(y[:, i:i + chunk], device=self.device,
+                                           dtype=torch.float64)) ** 2).sum(dim=(-2, -1))
+            total = err if total is None else total + err
+        return (total / (x.shape[0] * y.shape[-1])).cpu().numpy()
+
+    def params(self) -> list[dict[str, np.ndarray]]:
+        return [u.get_params() for u in self.net.units]

@@ -1,0 +1,142 @@
+"""The units in PyTorch, same names, shapes and math as `models/reference.py`.
+
+Parameters may carry a leading replica axis; every op broadcasts over it, so R
+seeds run as one batched program.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from models import reference
+
+EPS = reference.EPS
+
+
+class Unit(nn.Module):
+    """Base: parameters from a dict of numpy arrays keyed by the reference's names."""
+
+    name = ""
+
+    def __init__(self, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = reference.UNITS[self.name]
+        missing = set(self.spec.params) - set(params)
+        if missing:
+            raise ValueError(f"{self.name}: missing parameters {sorted(missing)}")
+        for key in self.spec.params:
+            self.register_parameter(key, nn.Parameter(torch.tensor(
+                np.asarray(params[key]), dtype=torch.float32)))
+
+    def get_params(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k).detach().cpu().numpy().copy() for k in self.spec.params}
+
+    @torch.no_grad()
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        for k in self.spec.params:
+            getattr(self, k).copy_(torch.as_tensor(np.asarray(params[k]), dtype=torch.float32))
+
+    def regulariser(self) -> torch.Tensor | None:
+        """Per-replica sparsity regulariser, or None for units without one."""
+        if not self.spec.regularised:
+            return None
+        a = self.weight().abs()
+        return torch.minimum(a, 1 - a).mean(dim=(-2, -1))
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Keep W inside its clip range after an optimiser step."""
+        if self.spec.clip is not None:
+            self.W.clamp_(*self.spec.clip)
+
+
+def _bias(b):
+    return b.unsqueeze(-2)
+
+
+def nac_weight(unit):
+    return torch.tanh(unit.W_hat) * torch.sigmoid(unit.M_hat)
+
+
+class Linear(Unit):
+    name = "linear"
+
+    def weight(self):
+        return self.W
+
+    def forward(self, x):
+        return torch.matmul(x, self.W) + _bias(self.b)
+
+
+class ReLU(Linear):
+    name = "relu"
+
+    def forward(self, x):
+        return torch.relu(super().forward(x))
+
+
+class ReLU6(Linear):
+    name = "relu6"
+
+    def forward(self, x):
+        return torch.clamp(super().forward(x), 0.0, 6.0)
+
+
+class NAC(Unit):
+    """NAC+: W is rebuilt from W_hat, M_hat on every forward pass."""
+
+    name = "nac"
+
+    def weight(self):
+        return nac_weight(self)
+
+    def forward(self, x):
+        return torch.matmul(x, nac_weight(self))
+
+
+class NACMul(NAC):
+    name = "nacmul"
+
+    def forward(self, x):
+        return torch.exp(torch.matmul(torch.log(x.abs() + EPS), nac_weight(self)))
+
+
+class NALU(NAC):
+    """The paper's NALU: one NAC weight shared by the additive and multiplicative paths."""
+
+    name = "nalu"
+
+    def forward(self, x):
+        w = nac_weight(self)
+        g = torch.sigmoid(torch.matmul(x, self.G))
+        m = torch.exp(torch.matmul(torch.log(x.abs() + EPS), w))
+        return g * torch.matmul(x, w) + (1 - g) * m
+
+
+class NAU(Unit):
+    name = "nau"
+
+    def weight(self):
+        return torch.clamp(self.W, -1.0, 1.0)
+
+    def forward(self, x):
+        return torch.matmul(x, self.weight())
+
+
+class NMU(Unit):
+    name = "nmu"
+
+    def weight(self):
+        return torch.clamp(self.W, 0.0, 1.0)
+
+    def forward(self, x):
+        w = self.weight().unsqueeze(-3)
+        return torch.prod(x.unsqueeze(-1) * w + 1 - w, dim=-2)
+
+
+CLASSES = {cls.name: cls for cls in (Linear, ReLU, ReLU6, NAC, NACMul, NALU, NAU, NMU)}
+
+
+def make(unit: str, params: dict[str, np.ndarray]) -> Unit:
+    return CLASSES[unit](params)

@@ -1,0 +1,23 @@
+"""What is learned: data, splits, protocol and metrics, in numpy only."""
+from __future__ import annotations
+
+from tasks.base import Task
+from tasks.static_arithmetic import StaticArithmetic
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    if cls.name in TASKS:
+        raise ValueError(f"task {cls.name!r} is already registered")
+    TASKS[cls.name] = cls
+    return cls
+
+
+register(StaticArithmetic)
+
+
+def get(name: str) -> type[Task]:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
+    return TASKS[name]

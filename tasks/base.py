@@ -1,0 +1,102 @@
+"""What every task provides, and the per-replica data streams built from it.
+
+A task is framework-free: numpy data from explicit seeds, fixed evaluation sets
+whose inputs are shared by every seed (so R replicas evaluate on one array), the
+network it needs, and its metrics.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+# Independent random streams derived from one seed: np.random.default_rng([seed, KIND]).
+TASK_STREAM, INIT_STREAM, DATA_STREAM = 0, 1, 2
+EVAL_SEED = 20260101  # the fixed evaluation sets do not depend on the run's seed
+COMMON_DATA_SEED = 20260102  # the one data stream every replica sees with --common-data
+
+
+class TaskError(ValueError):
+    """A bad task parameter; the message names the value and what is accepted."""
+
+
+class Task:
+    """Base class: a name, a ``parameters`` dict of defaults, and the methods below."""
+
+    name: ClassVar[str] = ""
+    parameters: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params):
+        unknown = set(params) - set(self.parameters)
+        if unknown:
+            raise TaskError(f"unknown parameter(s) {sorted(unknown)} for task {self.name!r}; "
+                            f"known: {', '.join(self.parameters)}")
+        self.params = {**self.parameters, **params}
+        self.validate()
+
+    def __str__(self):
+        changed = [f"{k}={v}" for k, v in self.params.items() if v != self.parameters[k]]
+        return f"{self.name}[{','.join(changed)}]" if changed else self.name
+
+    def validate(self) -> None:
+        """Raise TaskError on a bad parameter."""
+
+    # what each task defines
+    def layers(self, model: tuple[str, str]) -> list[tuple[str, int, int]]:
+        raise NotImplementedError
+
+    def instance(self, seed: int) -> Any:
+        """What is fixed for one seed (e.g. the subsets summed)."""
+        raise NotImplementedError
+
+    def train_inputs(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+    def targets(self, instance: Any, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def eval_inputs(self) -> dict[str, np.ndarray]:
+        """Fixed evaluation inputs; the first set selects the model."""
+        raise NotImplementedError
+
+    def metrics(self, fit, r: int, instance: Any, eval_sets) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class ReplicaBatches:
+    """Training data for R replicas: each its own stream, or one shared stream."""
+
+    def __init__(self, task: Task, instances: list, seeds: list[int], batch_size: int,
+                 common_data: bool = False):
+        self.task, self.instances, self.batch_size = task, instances, batch_size
+        self.common = common_data
+        if common_data:
+            self.rngs = [np.random.default_rng([COMMON_DATA_SEED, DATA_STREAM])]
+        else:
+            self.rngs = [np.random.default_rng([s, DATA_STREAM]) for s in seeds]
+
+    def __call__(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        shape = (steps, self.batch_size)
+        xs = [self.task.train_inputs(rng, shape) for rng in self.rngs]
+        if self.common:
+            ys = [self.task.targets(inst, xs[0]) for inst in self.instances]
+        else:
+            ys = [self.task.targets(inst, x) for inst, x in zip(self.instances, xs)]
+        return (np.stack(xs, axis=1).astype(np.float32, copy=False),
+                np.stack(ys, axis=1).astype(np.float32, copy=False))
+
+
+def sample_ranges(rng: np.random.Generator, shape, ranges) -> np.ndarray:
+    """Uniform over a union of intervals, one draw per element (so streams stay aligned)."""
+    ranges = np.asarray(ranges, dtype=np.float32)
+    lengths = ranges[:, 1] - ranges[:, 0]
+    u = rng.random(shape, dtype=np.float32)
+    if len(ranges) == 1:
+        return ranges[0, 0] + u * lengths[0]
+    u *= lengths.sum()
+    out = np.empty(shape, dtype=np.float32)
+    edges = np.r_[0.0, np.cumsum(lengths)]
+    for (low, _), left, right in zip(ranges, edges[:-1], edges[1:]):
+        mask = (u >= left) & (u < right) if right < edges[-1] else u >= left
+        out[mask] = low + (u[mask] - left)
+    return out

@@ -1,0 +1,186 @@
+"""Static arithmetic [NAU]: y = op(a, b), a and b sums of two overlapping input subsets.
+
+Protocol (shared/PROTOCOLS.md, verified from [NAU]): x of size 100 drawn from
+U[1, 2] for training and interpolation, U[2, 6] for extrapolation; a is the sum of
+x[o:o+25], b of x[o+13:o+38] (subset ratio 0.25, overlap ratio 0.5), with the
+offset o drawn once per seed. Network: two layers, hidden size 2.
+
+With ``input_size=2`` it is the [Primer] single-module variant: a = x0, b = x1,
+one unit (the model's second layer name) computes y.
+
+Success threshold (this suite's reading of [NAU]): the extrapolation MSE of the
+correct solution with every first-layer weight perturbed by eps = 1e-5, taking
+the worse of the two sign patterns (same sign on both subsets, or opposite), so
+that a-b and a+b each get a non-zero threshold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tasks.base import EVAL_SEED, TASK_STREAM, Task, TaskError, sample_ranges
+
+OPS = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "squared": lambda a, b: a * a,
+    "root": lambda a, b: np.sqrt(a),
+}
+POSITIVE_OPS = {"root"}  # undefined for a <= 0
+
+
+def parse_ranges(value, what: str) -> tuple[tuple[float, float], ...]:
+    """(low, high) or a union ((l1, h1), (l2, h2), ...) -> tuple of intervals."""
+    try:
+        arr = np.asarray(value, dtype=float)
+        if arr.ndim == 1:
+            arr = arr[None]
+        if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise TaskError(f"bad {what} {value!r}; expected LOW,HIGH or a union "
+                        f"LOW,HIGH+LOW,HIGH") from None
+    for low, high in arr:
+        if not (np.isfinite(low) and np.isfinite(high)) or low >= high:
+            raise TaskError(f"bad {what} [{low:g}, {high:g}]: low must be below high "
+                            f"and both finite")
+    return tuple((float(lo), float(hi)) for lo, hi in arr)
+
+
+@dataclass(frozen=True)
+class Subsets:
+    """The input indices summed into a and b for one seed."""
+
+    a: slice
+    b: slice
+
+
+class StaticArithmetic(Task):
+    name = "static_arithmetic"
+    parameters = {
+        "op": "add",
+        "input_size": 100,
+        "subset_ratio": 0.25,
+        "overlap_ratio": 0.5,
+        "interpolation_range": (1.0, 2.0),
+        "extrapolation_range": (2.0, 6.0),
+        "hidden_size": 2,
+        "eval_size": 10_000,
+        "eps": 1e-5,
+    }
+
+    def validate(self) -> None:
+        p = self.params
+        if p["op"] not in OPS:
+            raise TaskError(f"unknown op {p['op']!r}; known: {', '.join(OPS)}")
+        for key in ("input_size", "hidden_size", "eval_size"):
+            if not isinstance(p[key], (int, np.integer)) or p[key] < 1:
+                raise TaskError(f"bad {key} {p[key]!r}; expected a positive integer")
+        p["interpolation_range"] = parse_ranges(p["interpolation_range"], "interpolation_range")
+        p["extrapolation_range"] = parse_ranges(p["extrapolation_range"], "extrapolation_range")
+        if p["op"] in POSITIVE_OPS:
+            for key in ("interpolation_range", "extrapolation_range"):
+                low = min(lo for lo, _ in p[key])
+                if low <= 0:
+                    raise TaskError(f"op {p['op']!r} needs positive inputs but {key} reaches "
+                                    f"{low:g}; use a range with low > 0")
+        if p["input_size"] != 2:
+            if not (0 < p["subset_ratio"] <= 1) or not (0 <= p["overlap_ratio"] < 1):
+                raise TaskError("subset_ratio must be in (0, 1] and overlap_ratio in [0, 1)")
+            if self.subset_size < 1 or self.span > p["input_size"]:
+                raise TaskError(f"input_size {p['input_size']} cannot hold two subsets of "
+                                f"{self.subset_size} overlapping by {self.overlap}")
+
+    # protocol geometry
+    @property
+    def single_module(self) -> bool:
+        return self.params["input_size"] == 2
+
+    @property
+    def subset_size(self) -> int:
+        return int(round(self.params["subset_ratio"] * self.params["input_size"]))
+
+    @property
+    def overlap(self) -> int:
+        return int(self.params["overlap_ratio"] * self.subset_size)
+
+    @property
+    def span(self) -> int:
+        return 2 * self.subset_size - self.overlap
+
+    def layers(self, model):
+        if self.single_module:
+            return [(model[1], 2, 1)]
+        n, h = self.params["input_size"], self.params["hidden_size"]
+        return [(model[0], n, h), (model[1], h, 1)]
+
+    def instance(self, seed: int) -> Subsets:
+        if self.single_module:
+            return Subsets(slice(0, 1), slice(1, 2))
+        rng = np.random.default_rng([seed, TASK_STREAM])
+        o = int(rng.integers(0, self.params["input_size"] - self.span + 1))
+        size = self.subset_size
+        return Subsets(slice(o, o + size), slice(o + size - self.overlap, o + self.span))
+
+    def train_inputs(self, rng, shape):
+        return sample_ranges(rng, (*shape, self.params["input_size"]),
+                             self.params["interpolation_range"])
+
+    def ab(self, inst: Subsets, x: np.ndarray):
+        x = np.asarray(x, dtype=np.float64)
+        return x[..., inst.a].sum(-1), x[..., inst.b].sum(-1)
+
+    def targets(self, inst: Subsets, x: np.ndarray) -> np.ndarray:
+        a, b = self.ab(inst, x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return OPS[self.params["op"]](a, b)[..., None]
+
+    def eval_inputs(self):
+        n, size = self.params["eval_size"], self.params["input_size"]
+        out = {}
+        for i, key in enumerate(("interpolation", "extrapolation")):
+            rng = np.random.default_rng([EVAL_SEED, i])
+            out[key] = sample_ranges(rng, (n, size), self.params[f"{key}_range"])
+        return out
+
+    def threshold(self, inst: Subsets, x: np.ndarray) -> float:
+        """MSE of the eps-perturbed correct solution on x (the success bar)."""
+        a, b = self.ab(inst, x)
+        e = self.params["eps"] * np.asarray(x, dtype=np.float64).sum(-1)
+        op = OPS[self.params["op"]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = op(a, b)
+            worst = max(np.mean((op(a + e, b + s * e) - y) ** 2) for s in (1.0, -1.0))
+        return float(worst)
+
+    def metrics(self, fit, r, inst, eval_sets):
+        from models import reference
+
+        best = fit.best_index[r]
+        interp, extrap = fit.errors["interpolation"][r], fit.errors["extrapolation"][r]
+        threshold = self.threshold(inst, eval_sets["extrapolation"][0])
+        solved = np.flatnonzero(extrap < threshold)
+        diverged = fit.diverged_at[r] >= 0
+        sparsity = max(float(reference.sparsity_error(unit, {k: v[r] for k, v in p.items()}))
+                       for unit, p in zip(fit.units, fit.best_params))
+        return {
+            "interpolation_mse": float(interp[best]),
+            "extrapolation_mse": float(extrap[best]),
+            "interpolation_normalised": _normalised(interp[best], interp[0]),
+            "extrapolation_normalised": _normalised(extrap[best], extrap[0]),
+            "threshold": threshold,
+            "success": bool(not diverged and extrap[best] < threshold),
+            "solved_at": int(fit.steps[solved[0]]) if len(solved) and not diverged else None,
+            "selected_step": int(fit.steps[best]),
+            "sparsity_error": sparsity,
+        }
+
+
+def _normalised(err: float, untrained: float) -> float:
+    """[NALU]'s scale: 0 is perfect, 100 is the untrained (initial) model."""
+    if not np.isfinite(err) or not np.isfinite(untrained) or untrained <= 0:
+        return float("nan")
+    return float(100.0 * err / untrained)
