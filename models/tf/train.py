@@ -1,0 +1,76 @@
+"""Supervised training of R replicas at once in TensorFlow (the loop itself: models/supervised.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from models.tf.nets import Stack
+from models.tf.units import keras, tf
+
+_SEQ = tf.TensorSpec([None, None, None, None], tf.float32)
+
+
+def _device(device: str) -> str:
+    kind = device.split(":")[0].lower()
+    if kind == "cpu":
+        return "/CPU:0"
+    if kind in ("cuda", "gpu"):
+        if not tf.config.list_physical_devices("GPU"):
+            raise RuntimeError(f"device {device!r} requested but TensorFlow sees no GPU")
+        return "/GPU:0"
+    raise ValueError(f"unknown device {device!r}; use cpu, cuda or gpu")
+
+
+class Trainer:
+    """One Adam over every replica; the loss is summed over replicas so each
+    replica's gradient is its own. T steps run as one compiled while-loop; with
+    ``jit_compile`` (default) XLA fuses it, compiled once per distinct (T, R, B) shape."""
+
+    def __init__(self, layers: list[tuple[str, dict[str, np.ndarray]]], lr: float,
+                 device: str = "cpu", jit_compile: bool = True):
+        self.device = _device(device)
+        with tf.device(self.device):
+            self.net = Stack(layers)
+            self.vars = [v.value for v in self.net.trainable_variables]
+            # epsilon=1e-8 as torch; Keras adds it to sqrt(v) before bias correction.
+            self.opt = keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8)
+            self.opt.build(self.net.trainable_variables)
+        self._regularised = [j for j, u in enumerate(self.net.units) if u.spec.regularised]
+        self._train = tf.function(self._steps, input_signature=[_SEQ, _SEQ, tf.TensorSpec(
+            [None, None], tf.float32)], autograph=False, jit_compile=jit_compile)
+        self._forward = tf.function(self.net.call, input_signature=[
+            tf.TensorSpec([None, None], tf.float32)], autograph=False)
+
+    def _step(self, x, y, lam):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(self.net.call(x) - y), axis=[-2, -1])
+            for j in self._regularised:  # lam = 0 adds exactly nothing, as torch's skip
+                loss = loss + lam[j] * self.net.units[j].regulariser()
+            total = tf.reduce_sum(loss)
+        grads = tape.gradient(total, self.vars)
+        self.opt.apply_gradients(zip(grads, self.net.trainable_variables))
+        self.net.project_()
+
+    def _steps(self, xs, ys, lams):
+        def body(t):
+            self._step(xs[t], ys[t], lams[t])
+            return (t + 1,)
+        tf.while_loop(lambda t: t < tf.shape(xs)[0], body, (tf.constant(0),),
+                      parallel_iterations=1)
+
+    def train(self, xs: np.ndarray, ys: np.ndarray, lams: np.ndarray) -> None:
+        with tf.device(self.device):
+            self._train(np.asarray(xs, dtype=np.float32), np.asarray(ys, dtype=np.float32),
+                        np.asarray(lams, dtype=np.float32))
+
+    def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000) -> np.ndarray:
+        """Per-replica MSE on a shared input set x (N, n_in), targets y (R, N, n_out)."""
+        total = 0.0
+        with tf.device(self.device):
+            for i in range(0, x.shape[0], chunk):
+                pred = self._forward(np.asarray(x[i:i + chunk], dtype=np.float32))
+                err = pred.numpy().astype(np.float64) - np.asarray(y[:, i:i + chunk], np.float64)
+                total = total + (err ** 2).sum(axis=(-2, -1))
+        return np.asarray(total / (x.shape[0] * y.shape[-1]))
+
+    def params(self) -> list[dict[str, np.ndarray]]:
+        return [u.get_params() for u in self.net.units]

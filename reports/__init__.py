@@ -1,0 +1,1 @@
+"""Reports: turn a results directory into tables, statistics and one HTML page."""

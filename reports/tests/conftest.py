@@ -1,0 +1,55 @@
+"""Hand-written run records in the exact shape benchmarks.runner writes them."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from benchmarks.spec import RunSpec
+
+SPEC = dict(task="static_arithmetic", budget="quick", steps=3000, batch_size=128, lr=1e-3,
+            eval_interval=1000, schedule_scale=0.004)
+PARAMS = {"op": "add", "input_size": 100, "interpolation_range": [[1.0, 2.0]],
+          "extrapolation_range": [[-6.0, -2.0], [2.0, 6.0]]}
+MACHINE = {"platform": "Linux-test", "processor": "x86_64", "cpus": 4, "node": "testhost"}
+
+
+def record(status="ok", seed=0, unit="nau-nmu", framework="torch", op="add", reason="",
+           **metrics) -> dict:
+    """A record as runner._record builds it; metrics and curve only for finished runs."""
+    spec = RunSpec.make({**PARAMS, "op": op}, unit=unit, framework=framework, seed=seed, **SPEC)
+    rec = {"id": spec.id, **spec.to_dict(), "status": status, "reason": reason,
+           "versions": {"python": "3.12.0", "numpy": "2.0.0", framework: "2.13.0"},
+           "machine": MACHINE}
+    if status in ("ok", "diverged"):
+        m = {"interpolation_mse": 1e-6, "extrapolation_mse": 1e-4, "interpolation_normalised": 0.1,
+             "extrapolation_normalised": 0.2, "threshold": 1e-3, "success": True,
+             "solved_at": 1000, "selected_step": 2000, "sparsity_error": 0.01}
+        if status == "diverged":
+            m.update(extrapolation_mse=math.nan, success=False, solved_at=None)
+        rec |= {"metrics": {**m, **metrics},
+                "curve": {"step": [0, 1000, 2000], "interpolation": [1.0, 0.1, 1e-6],
+                          "extrapolation": [9.0, 0.5, 1e-4]},
+                "group_size": 1, "train_seconds": 1.5, "wall_seconds": 2.0,
+                "seed_steps_per_s": 2000.0, "samples_per_s": 256000.0, "python": "3.12.0"}
+    elif status == "error":
+        rec |= {"traceback": "Traceback ...\nRuntimeError: boom", "wall_seconds": 0.1}
+    return rec
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    """2 ok (one sub), 1 diverged, 1 skipped, 1 error and one corrupt file."""
+    records = [record(seed=0), record(seed=1, op="sub", success=False, solved_at=None),
+               record("diverged", seed=2, reason="non-finite error at step 2000"),
+               record("skipped", seed=3, framework="tf",
+                      reason="<script>alert(1)</script> tensorflow is not installed"),
+               record("error", seed=4, reason="RuntimeError: boom")]
+    directory = tmp_path / "results"
+    directory.mkdir()
+    for rec in records:
+        with open(directory / f"{rec['id']}.json", "w") as fh:
+            json.dump(rec, fh, allow_nan=True)
+    (directory / ("0" * 20 + ".json")).write_text('{"id": "truncated", "sta')
+    return directory

@@ -1,0 +1,110 @@
+"""The static arithmetic data against its protocol ([NAU] / shared/PROTOCOLS.md)."""
+import numpy as np
+import pytest
+
+from tasks.base import ReplicaBatches, TaskError, sample_ranges
+from tasks.static_arithmetic import StaticArithmetic
+
+
+def test_protocol_defaults_and_subsets():
+    task = StaticArithmetic()
+    assert task.params["input_size"] == 100
+    assert (task.subset_size, task.overlap, task.span) == (25, 12, 38)
+    for seed in range(50):
+        inst = task.instance(seed)
+        a, b = range(100)[inst.a], range(100)[inst.b]
+        assert len(a) == len(b) == 25
+        assert len(set(a) & set(b)) == 12
+        assert b.start == a.start + 13 and 0 <= a.start <= 62
+    offsets = {task.instance(s).a.start for s in range(50)}
+    assert len(offsets) > 10  # the offset is drawn per seed
+    assert task.instance(7) == task.instance(7)
+
+
+def test_targets_are_subset_sums_fixed_across_samples():
+    task = StaticArithmetic(op="mul")
+    inst = task.instance(3)
+    x = task.train_inputs(np.random.default_rng(0), (2, 64))
+    a = x[..., inst.a].astype(np.float64).sum(-1)
+    b = x[..., inst.b].astype(np.float64).sum(-1)
+    np.testing.assert_allclose(task.targets(inst, x)[..., 0], a * b)
+    # another sample with the same instance uses the same subsets
+    x2 = task.train_inputs(np.random.default_rng(1), (1, 8))
+    np.testing.assert_allclose(task.targets(inst, x2)[..., 0],
+                               x2[..., inst.a].sum(-1) * x2[..., inst.b].sum(-1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("op,fn", [("add", np.add), ("sub", np.subtract),
+                                   ("div", np.divide), ("squared", lambda a, b: a * a),
+                                   ("root", lambda a, b: np.sqrt(a))])
+def test_each_op(op, fn):
+    task = StaticArithmetic(op=op)
+    inst = task.instance(0)
+    x = task.train_inputs(np.random.default_rng(0), (10,))
+    a, b = task.ab(inst, x)
+    np.testing.assert_allclose(task.targets(inst, x)[..., 0], fn(a, b))
+
+
+def test_ranges_of_training_and_evaluation_sets():
+    task = StaticArithmetic()
+    x = task.train_inputs(np.random.default_rng(0), (50, 128))
+    assert x.shape == (50, 128, 100) and x.min() >= 1 and x.max() <= 2
+    evals = task.eval_inputs()
+    assert list(evals) == ["interpolation", "extrapolation"]
+    assert evals["interpolation"].shape == (10_000, 100)
+    assert 1 <= evals["interpolation"].min() and evals["interpolation"].max() <= 2
+    assert 2 <= evals["extrapolation"].min() and evals["extrapolation"].max() <= 6
+    # fixed: the same arrays every time, whatever the run's seed
+    np.testing.assert_array_equal(evals["extrapolation"], task.eval_inputs()["extrapolation"])
+
+
+def test_union_range_covers_both_intervals_uniformly():
+    x = sample_ranges(np.random.default_rng(0), (200_000,), ((-6, -2), (2, 6)))
+    assert ((x >= -6) & (x <= -2) | (x >= 2) & (x <= 6)).all()
+    assert abs((x < 0).mean() - 0.5) < 0.01
+    assert abs(np.mean((x > 3) & (x < 4)) - 0.125) < 0.01
+
+
+def test_primer_single_module_variant():
+    task = StaticArithmetic(input_size=2, op="div", interpolation_range=(-2, 2),
+                            extrapolation_range=((-6, -2), (2, 6)))
+    assert task.single_module
+    assert task.layers(("nau", "nmu")) == [("nmu", 2, 1)]
+    x = np.array([[3.0, 4.0]])
+    np.testing.assert_allclose(task.targets(task.instance(0), x), [[0.75]])
+
+
+def test_threshold_is_the_eps_perturbed_solution():
+    task = StaticArithmetic(op="sub")
+    inst = task.instance(0)
+    x = task.eval_inputs()["extrapolation"].astype(np.float64)
+    e = 1e-5 * x.sum(-1)
+    # a - b cancels a shared perturbation; the opposite-sign one does not
+    assert task.threshold(inst, x) == pytest.approx(np.mean((2 * e) ** 2))
+    assert 0 < StaticArithmetic(op="add").threshold(inst, x) < 1e-3
+
+
+def test_replica_streams_do_not_depend_on_the_group():
+    task = StaticArithmetic(input_size=10)
+    seeds = [0, 1, 2, 3]
+    group = ReplicaBatches(task, [task.instance(s) for s in seeds], seeds, 16)
+    alone = ReplicaBatches(task, [task.instance(2)], [2], 16)
+    xg = np.concatenate([group(3)[0], group(5)[0]])  # chunk sizes differ on purpose
+    xa = np.concatenate([alone(7)[0], alone(1)[0]])
+    np.testing.assert_array_equal(xg[:, 2], xa[:, 0])
+    common = ReplicaBatches(task, [task.instance(s) for s in seeds], seeds, 16, common_data=True)
+    x, y = common(2)
+    assert x.shape == (2, 1, 16, 10) and y.shape == (2, 4, 16, 1)
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"op": "pow"}, "unknown op 'pow'"),
+    ({"interpolation_range": (2, 1)}, "low must be below high"),
+    ({"op": "root", "interpolation_range": (-2, 2)}, "needs positive inputs"),
+    ({"input_size": 20, "subset_ratio": 0.9}, "cannot hold two subsets"),
+    ({"colour": "red"}, "unknown parameter"),
+    ({"extrapolation_range": "wide"}, "bad extrapolation_range"),
+])
+def test_bad_parameters_name_the_value(params, message):
+    with pytest.raises(TaskError, match=message):
+        StaticArithmetic(**params)
