@@ -1,4 +1,4 @@
-"""Supervised training of R replicas at once in TensorFlow (the loop itself: models/supervised.py)."""
+"""Supervised training of R replicas at once in TensorFlow (loop: models/supervised.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +38,7 @@ class Trainer:
         self._train = tf.function(self._steps, input_signature=[_SEQ, _SEQ, tf.TensorSpec(
             [None, None], tf.float32)], autograph=False, jit_compile=jit_compile)
         self._forward = tf.function(self.net.call, input_signature=[
-            tf.TensorSpec([None, None], tf.float32)], autograph=False)
+            tf.TensorSpec([None, None], tf.float32)], autograph=False, jit_compile=jit_compile)
 
     def _step(self, x, y, lam):
         with tf.GradientTape() as tape:

@@ -53,7 +53,7 @@ class Unit(keras.layers.Layer):
         return tf.reduce_mean(tf.minimum(a, 1.0 - a), axis=[-2, -1])
 
     def project_(self) -> None:
-        """Keep W inside its clip range after an optimiser step (explicit, not a Keras constraint)."""
+        """Keep W inside its clip range after an optimiser step (explicit assign, no constraint)."""
         if self.spec.clip is not None:
             self.W.assign(tf.clip_by_value(self.W, *self.spec.clip))
 
