@@ -82,15 +82,24 @@ def cmd_run(args) -> int:
     budget = suite.get_budget(args.budget)
     seeds = suite.parse_seeds(args.seeds or f"0-{budget.seeds - 1}")
     task_names = suite.split_names(args.tasks, tasks.TASKS, "task") or list(tasks.TASKS)
-    models = suite.split_names(args.units, reference.UNITS, "unit") or list(suite.DEFAULT_MODELS)
+    models = suite.split_names(args.units, reference.UNITS, "unit")
     frameworks = suite.split_names(args.frameworks, registry.FRAMEWORKS, "framework")
     for name in task_names:
         tasks.get(name)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"bad --steps {args.steps}; expected a positive integer")
     executor = executors.get(args.executor)
-    specs = suite.expand(task_names, models, frameworks, seeds, budget, _task_grid(args),
-                         common_data=args.common_data, steps=args.steps)
+    grid = _task_grid(args)
+    if models:
+        specs = suite.expand(task_names, models, frameworks, seeds, budget, grid,
+                             common_data=args.common_data, steps=args.steps)
+    else:  # the default matrix: per op, the models [NAU] compares on it
+        specs = []
+        for op in grid["op"]:
+            op_models = list(suite.DEFAULT_MATRIX.get(op, suite.DEFAULT_MODELS))
+            specs += suite.expand(task_names, op_models, frameworks, seeds, budget,
+                                  {**grid, "op": [op]}, common_data=args.common_data,
+                                  steps=args.steps)
     store = Store(args.results or f"results/{budget.name}")
     pending = specs if args.force else [s for s in specs if not store.is_final(s.id)]
     for path in store.corrupt:
@@ -162,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "runs are skipped on a rerun (use --force to rerun them).")
     run.add_argument("--tasks", help="comma-separated task names (default: all)")
     run.add_argument("--units", help="comma-separated models: UNIT (UNIT->UNIT) or "
-                     f"UNIT-UNIT (default: {','.join(suite.DEFAULT_MODELS)})")
+                     "UNIT-UNIT, e.g. nau,nau-nmu (default, per op: "
+                     + "; ".join(f"{op}: {','.join(m)}" for op, m in suite.DEFAULT_MATRIX.items())
+                     + ")")
     run.add_argument("--frameworks", default="torch,tf", help="torch,tf (default: both)")
     run.add_argument("--ops", help="static arithmetic ops: add,sub,mul,div,squared,root "
                      f"(default: {','.join(suite.DEFAULT_OPS)})")

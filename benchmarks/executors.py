@@ -1,7 +1,7 @@
 """Where groups run. ``local`` (in-process) is the default and the only one so far."""
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 EXECUTORS = ("local",)
 

@@ -72,7 +72,8 @@ def _train(specs: list[RunSpec], progress, started: float) -> list[dict]:
     instances = [task.instance(s) for s in seeds]
     init = [(unit, registry.init_params(unit, n_in, n_out, [[s, INIT_STREAM, j] for s in seeds]))
             for j, (unit, n_in, n_out) in enumerate(layers)]
-    eval_sets = {name: (x, np.stack([task.targets(inst, x) for inst in instances]))
+    eval_sets = {name: (x, np.stack([task.targets(inst, x.astype(np.float64))
+                                     for inst in instances]))
                  for name, x in task.eval_inputs().items()}
     trainer = registry.framework_module(first.framework, "train").Trainer(
         init, lr=first.lr, device=first.device)

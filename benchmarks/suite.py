@@ -29,16 +29,23 @@ PAPER_STEPS = 5_000_000
 BUDGETS = {
     b.name: b
     for b in (
-        Budget("smoke", 3_000, 250, 8, "seconds per configuration; CI and `pytest benchmarks/`"),
-        Budget("quick", 20_000, 1_000, 10, "minutes for the whole suite; the README's command"),
+        Budget("smoke", 5_000, 250, 8, "seconds per configuration; CI and `pytest benchmarks/`",
+               lr=5e-3),
+        Budget("quick", 20_000, 1_000, 10, "minutes for the whole suite; the README's command",
+               lr=5e-3),
         Budget("paper", PAPER_STEPS, 1_000, 100, "the published protocol [NAU]: 5e6 steps, "
                "100 seeds"),
     )
 }
 
-# What `run` trains when no --units / --ops are given.
-DEFAULT_MODELS = ("linear", "relu6", "nac", "nac-nacmul", "nalu", "nau", "nau-nmu")
-DEFAULT_OPS = ("add", "sub", "mul")
+# What `run` trains when no --units / --ops are given: per op, the models [NAU] compares.
+DEFAULT_MATRIX = {
+    "add": ("linear", "relu6", "nac", "nalu", "nau"),
+    "sub": ("linear", "nac", "nalu", "nau"),
+    "mul": ("nac-nacmul", "nalu", "nau-nmu"),
+}
+DEFAULT_OPS = tuple(DEFAULT_MATRIX)
+DEFAULT_MODELS = tuple(dict.fromkeys(m for ms in DEFAULT_MATRIX.values() for m in ms))
 
 
 class SuiteError(ValueError):

@@ -17,8 +17,8 @@ Formulas (sources: [NALU] Trask et al. 2018, [NAU] Madsen & Johansen 2020):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

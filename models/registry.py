@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def parse_model(model: str) -> tuple[str, str]:
     return (parts[0], parts[-1])
 
 
-@lru_cache(maxsize=None)
+@cache
 def framework_missing(framework: str) -> str | None:
     """None when the framework can be imported, else why not (found without importing it)."""
     package = FRAMEWORKS[check_framework(framework)]

@@ -9,8 +9,9 @@ so both frameworks follow the same protocol.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -70,22 +71,12 @@ def fit(trainer, units: list[str], batches: Callable[[int], tuple[np.ndarray, np
     best_index = np.zeros(replicas, dtype=int)
     best_params = trainer.params()
     diverged_at = np.full(replicas, -1)
-    chunk = max(1, min(cfg.eval_interval, cfg.chunk_bytes // max(bytes_per_step, 1)))
-    start = time.perf_counter()
-    step = 0
-    for e, target_step in enumerate(eval_steps):
-        while step < target_step:
-            n = min(chunk, target_step - step)
-            xs, ys = batches(n)
-            lams = regulariser_weights(units, cfg, np.arange(step + 1, step + n + 1))
-            trainer.train(xs, ys, lams)
-            step += n
-            if progress:
-                progress(n)
+
+    def evaluate(e: int) -> None:
         for name in names:
             errors[name][:, e] = trainer.errors(*eval_sets[name])
         bad = ~np.all([np.isfinite(errors[n][:, e]) for n in names], axis=0)
-        diverged_at[bad & (diverged_at < 0)] = target_step
+        diverged_at[bad & (diverged_at < 0)] = eval_steps[e]
         sel = errors[names[0]][:, e]
         improved = np.isfinite(sel) & (sel < best_err) & (diverged_at < 0)
         if improved.any():
@@ -94,5 +85,30 @@ def fit(trainer, units: list[str], batches: Callable[[int], tuple[np.ndarray, np
             for layer_best, layer_now in zip(best_params, trainer.params()):
                 for k in layer_best:
                     layer_best[k][improved] = layer_now[k][improved]
+
+    chunk = max(1, min(cfg.eval_interval, cfg.chunk_bytes // max(bytes_per_step, 1)))
+    plan = []  # (first step, steps, index of the evaluation that follows or -1)
+    step = 0
+    for e, target_step in enumerate(eval_steps):
+        while step < target_step:
+            n = min(chunk, target_step - step)
+            plan.append((step, n, e if step + n == target_step else -1))
+            step += n
+    start = time.perf_counter()
+    evaluate(0)
+    # Data for the next chunk is made on a second thread while this one trains
+    # (numpy and both frameworks release the GIL); the order of draws is unchanged.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(batches, plan[0][1]) if plan else None
+        for i, (first, n, e) in enumerate(plan):
+            xs, ys = pending.result()
+            if i + 1 < len(plan):
+                pending = pool.submit(batches, plan[i + 1][1])
+            lams = regulariser_weights(units, cfg, np.arange(first + 1, first + n + 1))
+            trainer.train(xs, ys, lams)
+            if progress:
+                progress(n)
+            if e >= 0:
+                evaluate(e)
     return Fit(units, eval_steps, errors, best_index, best_params, diverged_at,
                train_seconds=time.perf_counter() - start)

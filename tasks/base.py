@@ -76,14 +76,20 @@ class ReplicaBatches:
             self.rngs = [np.random.default_rng([s, DATA_STREAM]) for s in seeds]
 
     def __call__(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """(T, R or 1, B, n_in) inputs and (T, R, B, n_out) targets, float32."""
         shape = (steps, self.batch_size)
-        xs = [self.task.train_inputs(rng, shape) for rng in self.rngs]
-        if self.common:
-            ys = [self.task.targets(inst, xs[0]) for inst in self.instances]
-        else:
-            ys = [self.task.targets(inst, x) for inst, x in zip(self.instances, xs)]
-        return (np.stack(xs, axis=1).astype(np.float32, copy=False),
-                np.stack(ys, axis=1).astype(np.float32, copy=False))
+        xs = ys = None
+        for k, rng in enumerate(self.rngs):
+            x = self.task.train_inputs(rng, shape)
+            if xs is None:
+                xs = np.empty((steps, len(self.rngs), *x.shape[1:]), dtype=np.float32)
+            xs[:, k] = x
+        for k, inst in enumerate(self.instances):
+            y = self.task.targets(inst, xs[:, 0 if self.common else k])
+            if ys is None:
+                ys = np.empty((steps, len(self.instances), *y.shape[1:]), dtype=np.float32)
+            ys[:, k] = y
+        return xs, ys
 
 
 def sample_ranges(rng: np.random.Generator, shape, ranges) -> np.ndarray:

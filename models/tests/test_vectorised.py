@@ -34,7 +34,8 @@ def test_replica_matches_one_seed_run(framework, unit):
     group = _records(framework, unit, [0, 1, 2, 3])
     alone = _records(framework, unit, [2])
     assert {r["status"] for r in group.values()} <= {"ok", "diverged"}
-    np.testing.assert_allclose(_curve(group[2]), _curve(alone[2]), rtol=1e-4, atol=1e-6)
+    rtol = 1e-3 if unit in CHAOTIC else 1e-4
+    np.testing.assert_allclose(_curve(group[2]), _curve(alone[2]), rtol=rtol, atol=1e-6)
     assert group[2]["metrics"]["selected_step"] == alone[2]["metrics"]["selected_step"]
     # and the replicas really are different runs
     assert not np.allclose(_curve(group[0]), _curve(group[2]))

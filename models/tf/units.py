@@ -16,6 +16,10 @@ import tensorflow as tf  # noqa: E402
 
 from models import reference  # noqa: E402
 
+# Each Trainer traces its own compiled step once; TF counts those traces per function
+# *code* and warns about "retracing" when a sweep builds many Trainers. Not a problem here.
+tf.get_logger().setLevel("ERROR")
+
 EPS = reference.EPS
 
 

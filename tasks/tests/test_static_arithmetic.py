@@ -27,7 +27,7 @@ def test_targets_are_subset_sums_fixed_across_samples():
     x = task.train_inputs(np.random.default_rng(0), (2, 64))
     a = x[..., inst.a].astype(np.float64).sum(-1)
     b = x[..., inst.b].astype(np.float64).sum(-1)
-    np.testing.assert_allclose(task.targets(inst, x)[..., 0], a * b)
+    np.testing.assert_allclose(task.targets(inst, x)[..., 0], a * b, rtol=1e-5)
     # another sample with the same instance uses the same subsets
     x2 = task.train_inputs(np.random.default_rng(1), (1, 8))
     np.testing.assert_allclose(task.targets(inst, x2)[..., 0],
@@ -42,7 +42,7 @@ def test_each_op(op, fn):
     inst = task.instance(0)
     x = task.train_inputs(np.random.default_rng(0), (10,))
     a, b = task.ab(inst, x)
-    np.testing.assert_allclose(task.targets(inst, x)[..., 0], fn(a, b))
+    np.testing.assert_allclose(task.targets(inst, x)[..., 0], fn(a, b), rtol=1e-6)
 
 
 def test_ranges_of_training_and_evaluation_sets():
