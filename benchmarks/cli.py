@@ -92,14 +92,15 @@ def cmd_run(args) -> int:
     grid = _task_grid(args)
     if models:
         specs = suite.expand(task_names, models, frameworks, seeds, budget, grid,
-                             common_data=args.common_data, steps=args.steps)
+                             common_data=args.common_data, steps=args.steps,
+                             device=args.device)
     else:  # the default matrix: per op, the models [NAU] compares on it
         specs = []
         for op in grid["op"]:
             op_models = list(suite.DEFAULT_MATRIX.get(op, suite.DEFAULT_MODELS))
             specs += suite.expand(task_names, op_models, frameworks, seeds, budget,
                                   {**grid, "op": [op]}, common_data=args.common_data,
-                                  steps=args.steps)
+                                  steps=args.steps, device=args.device)
     store = Store(args.results or f"results/{budget.name}")
     pending = specs if args.force else [s for s in specs if not store.is_final(s.id)]
     for path in store.corrupt:
@@ -156,6 +157,30 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_throughput(args) -> int:
+    from benchmarks import throughput
+
+    for model in suite.split_names(args.units, reference.UNITS, "unit"):
+        registry.parse_model(model)
+    registry.check_framework(args.framework)
+    if args.seeds < 1 or args.steps < 1:
+        raise UsageError(f"--seeds and --steps must be positive (got {args.seeds}, {args.steps})")
+    missing = registry.framework_missing(args.framework)
+    if missing:
+        raise UsageError(f"framework {args.framework!r} cannot run: {missing}")
+    total = 0.0
+    for model in suite.split_names(args.units, reference.UNITS, "unit"):
+        result = throughput.measure(model, args.framework, args.seeds, args.steps,
+                                    args.common_data, args.device)
+        print(f"{model} {args.framework} seeds={args.seeds} steps={args.steps} "
+              f"{'common' if args.common_data else 'own'}-data: "
+              f"{result['seed_steps_per_s']:.1f} seed-steps/s, "
+              f"{result['samples_per_s']:.0f} samples/s, {result['train_seconds']:.2f} s")
+        total += result["seed_steps_per_s"]
+    print(f"seed_steps_per_s={total / len(args.units.split(',')):.1f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -192,7 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", default="local", help=f"one of {', '.join(executors.EXECUTORS)}")
     run.add_argument("--max-replicas", type=int, default=256,
                      help="most seeds trained together in one program (default: 256)")
+    run.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU exists")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    tp = sub.add_parser("throughput", help="measure training throughput on the static protocol",
+                        description="Train SEEDS seeds of one model together on the static "
+                        "task (100 inputs, batch 128, evaluation every 1000 steps) and print "
+                        "seed-steps per second; the last line is seed_steps_per_s=<float> "
+                        "(the mean over --units).")
+    tp.add_argument("--units", default="nalu", help="comma-separated models (default: nalu)")
+    tp.add_argument("--framework", default="torch", help="torch or tf (default: torch)")
+    tp.add_argument("--seeds", type=int, default=64, help="seeds trained together (default: 64)")
+    tp.add_argument("--steps", type=int, default=3000, help="training steps (default: 3000)")
+    tp.add_argument("--common-data", action="store_true", help="one batch for all seeds")
+    tp.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU exists")
 
     report = sub.add_parser("report", help="write the HTML report of a results directory")
     report.add_argument("results", help="results directory")
@@ -203,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"list": cmd_list, "run": cmd_run, "report": cmd_report}[args.command](args)
+        commands = {"list": cmd_list, "run": cmd_run, "report": cmd_report,
+                    "throughput": cmd_throughput}
+        return commands[args.command](args)
     except (UsageError, suite.SuiteError, TaskError, registry.UnknownName, StoreError,
             ValueError) as err:
         print(f"python -m benchmarks {args.command}: error: {err}", file=sys.stderr)

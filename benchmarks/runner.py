@@ -6,6 +6,7 @@ import platform
 import sys
 import time
 import traceback
+from dataclasses import replace
 from importlib import metadata
 
 import numpy as np
@@ -40,6 +41,13 @@ def environment(framework: str) -> dict:
 def _record(spec: RunSpec, status: str, reason: str = "", **fields) -> dict:
     return {"id": spec.id, **spec.to_dict(), "status": status, "reason": reason,
             **environment(spec.framework), **fields}
+
+
+def eval_chunk(layers, replicas: int, budget_bytes: int) -> int:
+    """Evaluation samples per forward pass so the widest activation stays in budget
+    (NMU's product makes an (R, N, n_in, n_out) intermediate)."""
+    widest = max(n_in * n_out if unit == "nmu" else n_in + n_out for unit, n_in, n_out in layers)
+    return int(min(2000, max(64, budget_bytes // (4 * replicas * widest))))
 
 
 def run_group(specs: list[RunSpec], progress=None) -> list[dict]:
@@ -80,6 +88,7 @@ def _train(specs: list[RunSpec], progress, started: float) -> list[dict]:
     cfg = supervised.TrainConfig(steps=first.steps, batch_size=first.batch_size, lr=first.lr,
                                  eval_interval=first.eval_interval,
                                  schedule_scale=first.schedule_scale)
+    cfg = replace(cfg, eval_chunk=eval_chunk(layers, len(seeds), cfg.chunk_bytes))
     batches = ReplicaBatches(task, instances, seeds, first.batch_size, first.common_data)
     n_in, n_out = layers[0][1], layers[-1][2]
     bytes_per_step = 4 * first.batch_size * (n_in * (1 if first.common_data else len(seeds))

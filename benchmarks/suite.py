@@ -91,7 +91,8 @@ def split_names(text: str | None, known, what: str) -> list[str] | None:
 
 def expand(task_names: list[str], models: list[str], frameworks: list[str], seeds: list[int],
            budget: Budget, task_grid: dict[str, list] | None = None,
-           common_data: bool = False, steps: int | None = None) -> list[RunSpec]:
+           common_data: bool = False, steps: int | None = None,
+           device: str = "cpu") -> list[RunSpec]:
     """Every (task params, model, framework, seed); validates every name first."""
     for fw in frameworks:
         registry.check_framework(fw)
@@ -113,7 +114,8 @@ def expand(task_names: list[str], models: list[str], frameworks: list[str], seed
                         budget=budget.name, steps=steps or budget.steps,
                         batch_size=budget.batch_size, lr=budget.lr,
                         eval_interval=budget.eval_interval,
-                        schedule_scale=budget.schedule_scale, common_data=common_data))
+                        schedule_scale=budget.schedule_scale, common_data=common_data,
+                        device=device))
     return specs
 
 

@@ -26,6 +26,7 @@ class TrainConfig:
     eval_interval: int = 1000
     schedule_scale: float = 1.0  # regulariser schedules are given in paper steps
     chunk_bytes: int = 32 << 20  # most input data generated at once
+    eval_chunk: int = 2000  # samples evaluated at once (bounded memory for many replicas)
 
 
 @dataclass
@@ -74,7 +75,7 @@ def fit(trainer, units: list[str], batches: Callable[[int], tuple[np.ndarray, np
 
     def evaluate(e: int) -> None:
         for name in names:
-            errors[name][:, e] = trainer.errors(*eval_sets[name])
+            errors[name][:, e] = trainer.errors(*eval_sets[name], chunk=cfg.eval_chunk)
         bad = ~np.all([np.isfinite(errors[n][:, e]) for n in names], axis=0)
         diverged_at[bad & (diverged_at < 0)] = eval_steps[e]
         sel = errors[names[0]][:, e]

@@ -1,0 +1,40 @@
+"""Throughput of vectorised training against the conventional one-seed loop.
+
+Each case trains SEEDS seeds of one model as one program on the static protocol and
+is timed by pytest-benchmark; `extra_info` carries seeds, steps, seed-steps/s,
+samples/s and the ratio to `../shared/perf/plain_loop.py` run in the same session.
+The full-size measurement (64 seeds, 3000 steps) is `python -m benchmarks throughput`;
+its figures are in the README.
+"""
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import throughput
+
+SEEDS, STEPS = 64, 1000
+MODELS = ("nalu", "nau-nmu")
+
+
+@pytest.fixture(scope="module")
+def plain_loop_rate():
+    """seed-steps/s of the plain loop per model, measured once per session."""
+    if not throughput.PLAIN_LOOP.exists():
+        pytest.skip(f"{throughput.PLAIN_LOOP} not found")
+    pytest.importorskip("torch")
+    return {model: throughput.plain_loop(model, STEPS) for model in MODELS}
+
+
+@pytest.mark.parametrize("common_data", [False, True], ids=["own-data", "common-data"])
+@pytest.mark.parametrize("model", MODELS)
+def test_throughput(benchmark, plain_loop_rate, framework, model, common_data):
+    from models import registry
+
+    if registry.framework_missing(framework):
+        pytest.skip(registry.framework_missing(framework))
+    result = benchmark.pedantic(throughput.measure, args=(model, framework, SEEDS, STEPS),
+                                kwargs={"common_data": common_data}, rounds=1, iterations=1)
+    ratio = result["seed_steps_per_s"] / plain_loop_rate[model]
+    benchmark.extra_info.update(result, plain_loop_seed_steps_per_s=plain_loop_rate[model],
+                                ratio_to_plain_loop=ratio)
+    assert result["seed_steps_per_s"] > 0

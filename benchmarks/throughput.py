@@ -1,0 +1,45 @@
+"""Training throughput on the static task's protocol, and the conventional loop to compare.
+
+Measured like `../shared/perf/plain_loop.py`: 100 inputs, batch 128, fresh data every
+step, evaluation every 1000 steps on 10,000 + 10,000 samples; time from the start of
+training to its end (data, evaluation and compilation included; imports excluded).
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from benchmarks import runner, suite
+
+PLAIN_LOOP = Path(__file__).resolve().parents[1].parent / "shared" / "perf" / "plain_loop.py"
+PROTOCOL = replace(suite.BUDGETS["paper"], name="throughput", lr=1e-3)
+
+
+def measure(model: str, framework: str, seeds: int, steps: int, common_data: bool = False,
+            device: str = "cpu", op: str = "add") -> dict:
+    """Train ``seeds`` seeds of one configuration together; seed-steps and samples per second."""
+    specs = suite.expand(["static_arithmetic"], [model], [framework], list(range(seeds)),
+                         PROTOCOL, {"op": [op]}, common_data=common_data, steps=steps,
+                         device=device)
+    records = runner.run_group(specs)
+    first = records[0]
+    if first["status"] in ("error", "skipped"):
+        raise RuntimeError(f"{model} {framework}: {first['status']}: {first['reason']}")
+    return {"model": model, "framework": framework, "seeds": seeds, "steps": steps,
+            "common_data": common_data, "device": device,
+            "train_seconds": first["train_seconds"],
+            "seed_steps_per_s": first["seed_steps_per_s"],
+            "samples_per_s": first["samples_per_s"]}
+
+
+def plain_loop(model: str, steps: int, seeds: int = 2, op: str = "add") -> float:
+    """seed-steps/s of the conventional one-seed-at-a-time PyTorch loop (shared/perf)."""
+    if not PLAIN_LOOP.exists():
+        raise FileNotFoundError(f"{PLAIN_LOOP} not found (it lives in ../shared/perf)")
+    out = subprocess.run([sys.executable, str(PLAIN_LOOP), "--unit", model, "--op", op,
+                          "--steps", str(steps), "--seeds", str(seeds)],
+                         capture_output=True, text=True, check=True).stdout
+    return float(re.findall(r"seed_steps_per_s=([0-9.]+)", out)[-1])
