@@ -183,7 +183,30 @@ class StaticArithmetic(Task):
             "solved_at": int(fit.steps[solved[0]]) if len(solved) and not diverged else None,
             "selected_step": int(fit.steps[best]),
             "sparsity_error": sparsity,
+            "magnitude_curve": self.magnitude_curve(fit, r, inst),
         }
+
+    def magnitude_curve(self, fit, r, inst, samples: int = 1000) -> dict[str, list]:
+        """MSE of the selected model on inputs U[c, c+1] for growing c ([NALU]'s first
+        figure: which models keep working outside the training range). Computed with
+        the numpy reference on the selected weights, so it is framework-free."""
+        from models import reference
+
+        low = min(lo for lo, _ in self.params["interpolation_range"])
+        high = max(hi for _, hi in self.params["extrapolation_range"])
+        starts = np.linspace(low, 2 * high - low, 12)
+        rng = np.random.default_rng([EVAL_SEED, 99])
+        mse = []
+        for c in starts:
+            x = rng.uniform(c, c + (high - low) / 4, size=(samples, self.params["input_size"]))
+            h = x
+            for unit, p in zip(fit.units, fit.best_params):
+                with np.errstate(all="ignore"):
+                    h = reference.forward(unit, {k: v[r] for k, v in p.items()}, h)
+            with np.errstate(all="ignore"):
+                err = float(np.mean((h - self.targets(inst, x)) ** 2))
+            mse.append(err if np.isfinite(err) else None)
+        return {"start": starts.tolist(), "width": (high - low) / 4, "mse": mse}
 
 
 def _normalised(err: float, untrained: float) -> float:
