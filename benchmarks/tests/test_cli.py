@@ -10,7 +10,11 @@ from benchmarks import cli, runner
 from models import registry
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--tasks", "static_arithmetic", "--units", "nau,linear", "--frameworks", "torch",
+# an installed framework, so the tox envs with one framework run these tests too
+FRAMEWORK = next((f for f in registry.FRAMEWORKS if not registry.framework_missing(f)), None)
+pytestmark = pytest.mark.skipif(FRAMEWORK is None, reason="neither torch nor tensorflow")
+OTHER = next(f for f in registry.FRAMEWORKS if f != FRAMEWORK)
+TINY = ["--tasks", "static_arithmetic", "--units", "nau,linear", "--frameworks", str(FRAMEWORK),
         "--ops", "add", "--seeds", "0-1", "--budget", "smoke", "--steps", "60", "--quiet",
         "--param", "input_size=10", "--param", "eval_size=200"]
 
@@ -107,13 +111,13 @@ def test_ctrl_c_keeps_finished_groups_and_leaves_no_partial_file(tmp_path, monke
 def test_missing_framework_is_skipped_with_reason_and_retried(tmp_path, monkeypatch, capsys):
     results = tmp_path / "r"
     monkeypatch.setattr(registry, "framework_missing",
-                        lambda fw: "tensorflow is not installed" if fw == "tf" else None)
-    args = [a if a != "torch" else "torch,tf" for a in TINY]
+                        lambda fw: f"{fw} is not installed" if fw == OTHER else None)
+    args = [a if a != FRAMEWORK else f"{FRAMEWORK},{OTHER}" for a in TINY]
     assert cli.main(["run", *args, "--results", str(results)]) == 0
     records = [json.loads(f.read_text()) for f in results.glob("*.json")]
     skipped = [r for r in records if r["status"] == "skipped"]
     assert len(skipped) == 4 and all("not installed" in r["reason"] for r in skipped)
-    assert all(r["framework"] == "tf" for r in skipped)
+    assert all(r["framework"] == OTHER for r in skipped)
     capsys.readouterr()
     assert cli.main(["run", *args, "--results", str(results)]) == 0
     assert "4 already done, 4 to train" in capsys.readouterr().out  # skipped ones retried
@@ -127,3 +131,16 @@ def test_report_writes_html(tmp_path):
     text = out.read_text()
     assert "static_arithmetic" in text and "nau" in text
     assert run_cli("report", str(tmp_path / "missing"), "-o", str(out)).returncode == 2
+
+
+@pytest.mark.parametrize("fw,other", [("torch", "tensorflow"), ("tf", "torch")])
+def test_a_run_imports_only_its_framework(tmp_path, fw, other):
+    if registry.framework_missing(fw):
+        pytest.skip(registry.framework_missing(fw))
+    args = [a if a != FRAMEWORK else fw for a in TINY]
+    argv = ["run", *args, "--results", str(tmp_path)]
+    code = (f"import sys; from benchmarks import cli; rc = cli.main({argv!r}); "
+            f"print('RC', rc, 'LOADED', {other!r} in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert "RC 0 LOADED False" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
