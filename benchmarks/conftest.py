@@ -18,7 +18,8 @@ def bench_store(pytestconfig, request):
     if records:
         from reports import frame, html
 
-        out = html.render(frame.load(store.root), store.root / "report.html")
+        df, curves = frame.read(store.root)
+        out = html.render(df, store.root / "report.html", curves=curves)
         reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
         if reporter:
             reporter.write_line(f"ArithBench report: {out}")

@@ -4,9 +4,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Iterable
+from itertools import chain
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.spec import RunSpec
@@ -16,6 +19,7 @@ SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.name != "ta
 THROUGHPUT = ("group_size", "train_seconds", "wall_seconds", "seed_steps_per_s", "samples_per_s")
 CURVE_COLUMNS = ("id", "unit", "framework", "task", "param_op", "seed", "step", "set", "mse")
 BENCHMARK_COLUMNS = ("name", "mean", "stddev", "rounds")
+_SPAN = re.compile(r"\[([^,\]]+),([^\]]+)\]")
 
 
 def readable(value):
@@ -65,24 +69,41 @@ def frame(records: Iterable[dict]) -> pd.DataFrame:
 
 def load(results_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per record of a results directory; unreadable files go to df.attrs["corrupt"]."""
+    return read(results_dir)[0]
+
+
+def read(results_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tidy table and the curves from one pass over the files (reading is the slow part)."""
     records, corrupt = _records(results_dir)
     df = frame(records)
     df.attrs["corrupt"] = corrupt
-    return df
+    return df, _curves(records)
 
 
 def curves(source) -> pd.DataFrame:
     """Learning curves in long form (one row per record, step and evaluation set)."""
-    parts = []
-    for rec in _records(source)[0]:
-        if not rec.get("curve"):
-            continue
-        long = pd.DataFrame(rec["curve"]).melt(id_vars="step", var_name="set", value_name="mse")
-        keys = {k: rec.get(k) for k in ("id", "unit", "framework", "task", "seed")}
-        parts.append(long.assign(**keys, param_op=(rec.get("task_params") or {}).get("op")))
+    return _curves(_records(source)[0])
+
+
+def _curves(records: list[dict]) -> pd.DataFrame:
+    """Flattened with list comprehensions, not one DataFrame per record: 10,000 records in ms."""
+    parts = [(r, name, values) for r in records if r.get("curve")
+             for name, values in r["curve"].items() if name != "step"]
     if not parts:
         return pd.DataFrame(columns=list(CURVE_COLUMNS))
-    return pd.concat(parts, ignore_index=True)[list(CURVE_COLUMNS)]
+    meta = pd.DataFrame([{**{k: r.get(k) for k in ("id", "unit", "framework", "task")},
+                          "param_op": (r.get("task_params") or {}).get("op"),
+                          "seed": r.get("seed"), "set": name} for r, name, _ in parts])
+    long = meta.loc[meta.index.repeat([len(v) for _, _, v in parts])].reset_index(drop=True)
+    steps = chain.from_iterable(r["curve"]["step"] for r, _, _ in parts)
+    long["step"] = np.fromiter(steps, np.int64)
+    long["mse"] = np.array(list(chain.from_iterable(v for _, _, v in parts)), dtype=float)
+    return long[list(CURVE_COLUMNS)]
+
+
+def spans(text) -> list[tuple[float, float]]:
+    """The inverse of readable() for ranges: "[-6,-2]U[2,6]" -> [(-6, -2), (2, 6)]."""
+    return [(float(lo), float(hi)) for lo, hi in _SPAN.findall(str(text))]
 
 
 def save(df: pd.DataFrame, directory: str | os.PathLike) -> tuple[Path, Path]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from reports import frame, stats
+from reports import figures, frame, published, stats
 
 TEMPLATES = Path(__file__).with_name("templates")
 _ENV = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
@@ -28,13 +28,48 @@ def _step(value) -> str:
 
 
 def _rate(rate, low, high) -> str:
-    """A rate is meaningless without its interval: "80% [49%, 94%]"."""
-    return "–" if pd.isna(rate) else f"{rate:.0%} [{low:.0%}, {high:.0%}]"
+    """A rate is meaningless without its interval: "80% [49%, 94%]" (bare where none is known)."""
+    if pd.isna(rate):
+        return "–"
+    return f"{rate:.0%}" if pd.isna(low) else f"{rate:.0%} [{low:.0%}, {high:.0%}]"
 
 
 def _unique(df: pd.DataFrame, col: str) -> list:
     """Distinct non-missing values of a column that may not exist."""
     return sorted(df[col].dropna().astype(str).unique()) if col in df else []
+
+
+def _duration(seconds: float) -> str:
+    """"1 h 02 min", "3 min 05 s", "12.3 s": a total a person can read."""
+    if pd.isna(seconds):
+        return "–"
+    minutes, sec = divmod(round(seconds), 60)
+    if minutes >= 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    return f"{minutes} min {sec:02d} s" if minutes else f"{seconds:.1f} s"
+
+
+def _wall_seconds(df: pd.DataFrame) -> float:
+    """Seeds trained together share one wall time: a record counts 1/group_size of it."""
+    if "wall_seconds" not in df or df["wall_seconds"].isna().all():
+        return float("nan")
+    size = df["group_size"] if "group_size" in df else pd.Series(float("nan"), index=df.index)
+    # error records carry no group size: their shared wall time counts once per configuration
+    group = [c for c in df.columns if (c in frame.SPEC_FIELDS and c != "seed")
+             or c.startswith("param_")]
+    lone = df[size.isna()].drop_duplicates([*group, "wall_seconds"])["wall_seconds"]
+    return float((df["wall_seconds"] / size).sum() + lone.sum())
+
+
+def _budgets(df: pd.DataFrame) -> list[str]:
+    """Each budget with what it means in this run: "quick (20,000 steps, lr 0.005)"."""
+    cols = [c for c in ("budget", "steps", "lr", "batch_size") if c in df]
+    if "budget" not in df:
+        return []
+    rows = df[cols].dropna(subset=["budget"]).drop_duplicates().sort_values(cols)
+    return [f"{r.budget} ({r.steps:,.0f} steps, lr {r.lr:g}, batch {r.batch_size:.0f})"
+            if {"steps", "lr", "batch_size"} <= set(cols) else str(r.budget)
+            for r in rows.itertuples()]
 
 
 def _overview(df: pd.DataFrame) -> dict:
@@ -43,7 +78,7 @@ def _overview(df: pd.DataFrame) -> dict:
     machines = (df[machine_cols].dropna(how="all").astype(str).drop_duplicates()
                 .to_dict("records")) if machine_cols else []
     return {
-        "runs": len(df), "budgets": _unique(df, "budget"),
+        "runs": len(df), "budgets": _budgets(df), "wall": _duration(_wall_seconds(df)),
         "frameworks": {fw: _unique(df[df["framework"] == fw], f"version_{fw}")
                        for fw in _unique(df, "framework")},
         "versions": {c.removeprefix("version_"): _unique(df, c) for c in ("version_python",
@@ -54,34 +89,123 @@ def _overview(df: pd.DataFrame) -> dict:
     }
 
 
-def _section(task: str, df: pd.DataFrame) -> dict:
-    """One task: its fixed parameters, and per op a summary table split by the varying ones."""
-    params = [c for c in df.columns if c.startswith("param_") and c != "param_op"]
-    varying = [c for c in ["budget", *params] if df[c].astype(str).nunique() > 1]
-    fixed = {c.removeprefix("param_"): df[c].iloc[0] for c in ["budget", *params]
-             if c not in varying and df[c].notna().any()}
-    table = stats.summary(df, by=("param_op", *varying, "unit", "framework"))
+def _labelled(table: pd.DataFrame, varying: list[str]) -> pd.DataFrame:
+    """Figures name a model with the parameters that vary, so no two configurations merge."""
+    if not varying or table.empty:
+        return table
+    parts = [c.removeprefix("param_") + "=" + table[c].astype(str) for c in varying]
+    return table.assign(unit=table["unit"].astype(str).str.cat(parts, sep=" "))
+
+
+def _figure(caption: str, png: bytes | None) -> list[dict]:
+    """A figure as the template shows it; nothing when there was nothing to draw."""
+    return [{"caption": caption, "uri": figures.data_uri(png)}] if png else []
+
+
+def _leaderboards(table: pd.DataFrame, varying: list[str]) -> list[dict]:
+    """Per op, every model x framework ranked by success rate, then extrapolation error."""
+    table = table.sort_values(["success", "extrapolation_mse"], ascending=[False, True],
+                              kind="stable")
     ops = (table.groupby("param_op", dropna=False, sort=True) if "param_op" in table
            else [("", table)])
     columns = [*(c.removeprefix("param_") for c in varying), "unit", "framework", "runs",
                "success [95% CI]", *_MEDIANS.values(), "diverged"]
-    tables = [{"op": "" if pd.isna(op) else op, "columns": columns, "rows": [
+    return [{"op": "" if pd.isna(op) else op, "columns": columns, "rows": [
         [*(r[c] for c in varying), r["unit"], r["framework"], int(r["runs"]),
          _rate(r["success"], r["success_low"], r["success_high"]),
          *((_step if m == "solved_at" else _num)(r[m]) for m in _MEDIANS), int(r["diverged"])]
         for _, r in rows.iterrows()]} for op, rows in ops]
-    return {"task": task, "fixed": fixed, "tables": tables}
 
 
-def render(df: pd.DataFrame, out_path: str | os.PathLike,
-           title: str = "ArithBench report") -> Path:
-    """Write the report to out_path and results.csv/.parquet next to it; return the HTML path."""
+def _section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> dict:
+    """Any task: fixed parameters, leaderboards per op, success rates and learning curves."""
+    params = [c for c in df.columns if c.startswith("param_") and c != "param_op"]
+    varying = [c for c in ["budget", *params] if df[c].astype(str).nunique() > 1]
+    fixed = {c.removeprefix("param_"): df[c].iloc[0] for c in ["budget", *params]
+             if c not in varying and df[c].notna().any()}
+    rates = stats.summary(df, by=("param_op", *varying, "unit", "framework"))
+    figs = _figure("Success rate per model and framework, with 95% Wilson intervals",
+                   figures.success_rates(_labelled(rates, varying)))
+    if curves is not None:
+        mine = curves[curves["id"].isin(df["id"])]
+        if varying:
+            mine = mine.merge(df[["id", *varying]], on="id")
+        figs += _figure("Learning curves: median MSE over seeds, inter-quartile band shaded",
+                        figures.learning_curves(_labelled(mine, varying)))
+    return {"task": task, "fixed": fixed, "tables": _leaderboards(rates, varying),
+            "figures": figs, "varying": varying, "comparison": None}
+
+
+def _comparison(df: pd.DataFrame) -> dict | None:
+    """The published [NAU] numbers beside this run's, for the same op and model."""
+    both = published.compare(df)
+    if both.empty:
+        return None
+    rows = [[r.param_op, r.unit, r.framework, int(r.runs),
+             _rate(r.success, r.success_low, r.success_high),
+             _rate(r.success_published, r.success_low_published, r.success_high_published),
+             _step(r.solved_at), _num(r.solved_at_published),
+             _num(r.sparsity_error), _num(r.sparsity_error_published),
+             f"{r.source}{'' if r.verified else ' (not verified)'}"] for r in both.itertuples()]
+    return {"note": published.protocol_note(df), "rows": rows, "numeric": (4, 10),
+            "columns": ["op", "unit", "framework", "runs", "success (this run)",
+                        "success (published)", "solved at (this run)", "solved at (published)",
+                        "sparsity error (this run)", "sparsity error (published)", "source"]}
+
+
+def _static_section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> dict:
+    """The static task adds error against input magnitude and the published comparison."""
+    section = _section(task, df, curves)
+    section["figures"] += _figure(
+        "Extrapolation error against input magnitude: median MSE over seeds of the selected "
+        "model on inputs U[c, c+w]; the training range is shaded",
+        figures.magnitude(_labelled(df, section["varying"])))
+    section["comparison"] = _comparison(df)
+    return section
+
+
+# A task's report section: a new task adds its builder here (the default is _section).
+SECTIONS = {"static_arithmetic": _static_section}
+
+
+def _frameworks(df: pd.DataFrame) -> dict | None:
+    """torch vs tf on the same configurations: success and throughput side by side."""
+    if df.empty:
+        return None
+    keys = ["task", "param_op", "unit", "framework"]
+    table = stats.summary(df, by=keys)
+    speed = (df.reindex(columns=[*keys, "seed_steps_per_s"])
+             .groupby(keys, dropna=False)["seed_steps_per_s"].median().reset_index())
+    table = table.merge(speed, on=[k for k in keys if k in table], how="left")
+    cols = ["task", "param_op", "unit"] if table["task"].nunique() > 1 else ["param_op", "unit"]
+    table["config"] = [" ".join(str(v) for v in row if pd.notna(v))
+                       for row in table.reindex(columns=cols).itertuples(index=False)]
+    fws = sorted(table["framework"].unique())
+    wide = table.groupby(["config", "framework"])[["success", "success_low", "success_high",
+                                                    "seed_steps_per_s"]].first().unstack()
+    rows = [[config, *(_rate(*(r[(v, fw)] for v in ("success", "success_low", "success_high")))
+                       for fw in fws), *(_num(r[("seed_steps_per_s", fw)]) for fw in fws)]
+            for config, r in wide.iterrows()]
+    return {"columns": ["configuration", *(f"{fw} success" for fw in fws),
+                        *(f"{fw} seed-steps/s" for fw in fws)], "rows": rows,
+            "numeric": (2, 1 + 2 * len(fws)),
+            "figures": _figure("torch vs tf per configuration: success rate (95% Wilson "
+                               "interval) and median training throughput",
+                               figures.frameworks(table))}
+
+
+def render(df: pd.DataFrame, out_path: str | os.PathLike, title: str = "ArithBench report",
+           curves: pd.DataFrame | None = None) -> Path:
+    """Write the report to out_path and results.csv/.parquet next to it; return the HTML path.
+
+    curves (frame.read / frame.curves) adds the learning-curve figures."""
     out_path = Path(out_path)
     finished = df[df["status"].isin(("ok", "diverged"))] if len(df) else df
-    sections = [_section(task, rows.dropna(axis=1, how="all"))
+    sections = [SECTIONS.get(task, _section)(task, rows.dropna(axis=1, how="all"), curves)
                 for task, rows in finished.groupby("task", sort=True)] if len(finished) else []
     html = _ENV.get_template("report.html.j2").render(
-        title=title, overview=_overview(df), sections=sections)
+        title=title, overview=_overview(df), sections=sections,
+        frameworks=_frameworks(finished) if len(finished) else None)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(html, encoding="utf-8")
     frame.save(df, out_path.parent)

@@ -13,6 +13,8 @@ SPEC = dict(task="static_arithmetic", budget="quick", steps=3000, batch_size=128
 PARAMS = {"op": "add", "input_size": 100, "interpolation_range": [[1.0, 2.0]],
           "extrapolation_range": [[-6.0, -2.0], [2.0, 6.0]]}
 MACHINE = {"platform": "Linux-test", "processor": "x86_64", "cpus": 4, "node": "testhost"}
+MAGNITUDE = {"start": [1.0, 3.0, 5.0, 7.0], "width": 1.0, "mse": [1e-6, 1e-4, 1e-2, None]}
+HOSTILE = "<script>alert(1)</script> tensorflow is not installed"
 
 
 def record(status="ok", seed=0, unit="nau-nmu", framework="torch", op="add", reason="",
@@ -38,18 +40,34 @@ def record(status="ok", seed=0, unit="nau-nmu", framework="torch", op="add", rea
     return rec
 
 
+def write(records: list[dict], directory):
+    """One JSON file per record, NaN allowed, as benchmarks.store writes them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for rec in records:
+        with open(directory / f"{rec['id']}.json", "w") as fh:
+            json.dump(rec, fh, allow_nan=True)
+    return directory
+
+
+def report_records() -> list[dict]:
+    """Three models over two ops x both frameworks x 3 seeds with magnitude curves, a diverged
+    run, and a skipped one whose reason is markup: everything a report draws."""
+    runs = [record(seed=s, op=op, unit=unit, framework=fw, magnitude_curve=MAGNITUDE,
+                   success=s == 0 if unit == "nalu" else s != 2)
+            for op, unit in (("add", "nau"), ("add", "nalu"), ("mul", "nau-nmu"))
+            for fw in ("torch", "tf") for s in range(3)]
+    return [*runs, record("diverged", seed=9, op="mul", unit="nalu",
+                          reason="non-finite error at step 2000"),
+            record("skipped", seed=3, framework="tf", reason=HOSTILE)]
+
+
 @pytest.fixture
 def results_dir(tmp_path):
     """2 ok (one sub), 1 diverged, 1 skipped, 1 error and one corrupt file."""
     records = [record(seed=0), record(seed=1, op="sub", success=False, solved_at=None),
                record("diverged", seed=2, reason="non-finite error at step 2000"),
-               record("skipped", seed=3, framework="tf",
-                      reason="<script>alert(1)</script> tensorflow is not installed"),
+               record("skipped", seed=3, framework="tf", reason=HOSTILE),
                record("error", seed=4, reason="RuntimeError: boom")]
-    directory = tmp_path / "results"
-    directory.mkdir()
-    for rec in records:
-        with open(directory / f"{rec['id']}.json", "w") as fh:
-            json.dump(rec, fh, allow_nan=True)
+    directory = write(records, tmp_path / "results")
     (directory / ("0" * 20 + ".json")).write_text('{"id": "truncated", "sta')
     return directory

@@ -1,0 +1,79 @@
+"""Every figure draws a PNG from a small frame and never raises on empty or non-finite data."""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from reports import figures, frame, stats
+from reports.tests.conftest import MAGNITUDE, record, report_records
+
+PNG = b"\x89PNG\r\n\x1a\n"
+NONE = {**MAGNITUDE, "mse": [None] * len(MAGNITUDE["start"])}
+
+
+def speeds(df: pd.DataFrame) -> pd.DataFrame:
+    """The frameworks figure's input: a summary with a configuration label and throughput."""
+    table = stats.summary(df, by=("param_op", "unit", "framework"))
+    if table.empty:
+        return table.assign(config=[], seed_steps_per_s=[])
+    return table.assign(config=table["param_op"] + " " + table["unit"],
+                        seed_steps_per_s=[2000.0 * (i + 1) for i in range(len(table))])
+
+
+def draw_all(records: list[dict]) -> list:
+    """Each figure of a report for these records."""
+    df = frame.frame(records)
+    finished = df[df["status"].isin(("ok", "diverged"))]
+    return [figures.success_rates(stats.summary(finished, by=("param_op", "unit", "framework"))),
+            figures.learning_curves(frame.curves(records)), figures.magnitude(finished),
+            figures.frameworks(speeds(finished))]
+
+
+@pytest.fixture(autouse=True)
+def no_open_figures():
+    """A report draws many figures in one process: none may stay open."""
+    yield
+    assert plt.get_fignums() == []
+
+
+def test_every_figure_is_a_png():
+    pngs = draw_all(report_records())
+    assert all(p is not None and p.startswith(PNG) and len(p) > 2000 for p in pngs)
+    assert figures.data_uri(pngs[0]).startswith("data:image/png;base64,iVBOR")
+
+
+def test_all_diverged_draws_without_raising():
+    nan = {"step": [0, 1000, 2000], "interpolation": [math.nan] * 3,
+           "extrapolation": [None, math.inf, -1.0]}
+    records = [record("diverged", seed=s, unit=u, magnitude_curve=NONE) | {"curve": nan}
+               for s in range(3) for u in ("nau", "nalu")]
+    assert all(p.startswith(PNG) for p in draw_all(records))
+
+
+def test_missing_values_draw_without_raising():
+    records = [record(seed=0, success=None, solved_at=None, magnitude_curve=None),
+               record(seed=1, op="mul", magnitude_curve={"start": [], "width": 1, "mse": []}),
+               record(seed=2, op="sub", magnitude_curve=MAGNITUDE) | {"seed_steps_per_s": None}]
+    pngs = draw_all(records)
+    assert pngs[0].startswith(PNG) and pngs[1].startswith(PNG) and pngs[3].startswith(PNG)
+    assert pngs[2].startswith(PNG)  # only the sub run has a magnitude curve
+
+
+def test_empty_inputs_give_none():
+    empty = frame.frame([])
+    assert figures.success_rates(stats.summary(empty)) is None
+    assert figures.learning_curves(frame.curves([])) is None
+    assert figures.magnitude(empty) is None
+    assert figures.magnitude(frame.frame([record(seed=0)])) is None  # no magnitude_curve column
+    assert figures.frameworks(speeds(empty)) is None
+
+
+def test_long_curves_are_thinned():
+    steps = list(range(0, 1000 * 1000, 1000))
+    long = record(seed=0) | {"curve": {"step": steps, "interpolation": [1.0] * len(steps),
+                                       "extrapolation": [2.0] * len(steps)}}
+    assert len(figures._thin(pd.Series(steps).to_numpy())) == figures.MAX_POINTS
+    assert figures.learning_curves(frame.curves([long])).startswith(PNG)
