@@ -51,6 +51,9 @@ def _task_grid(args) -> dict[str, list]:
     if unknown:
         raise UsageError(f"unknown task parameter(s) {sorted(unknown)}; known: "
                          f"{', '.join(sorted(known))}")
+    if "op" in grid and not isinstance(grid["op"][0], str):
+        raise UsageError(f"bad --param op={grid['op'][0]!r}; expected one op name "
+                         f"(for several: --ops add,sub)")
     if args.ops:
         grid["op"] = suite.split_names(args.ops, (), "op")
     elif "op" not in grid:
@@ -88,7 +91,9 @@ def cmd_run(args) -> int:
         tasks.get(name)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"bad --steps {args.steps}; expected a positive integer")
-    executor = executors.get(args.executor)
+    if args.max_replicas < 1:
+        raise UsageError(f"bad --max-replicas {args.max_replicas}; expected a positive integer")
+    executor = executors.get(args.executor, workers=args.workers, scheduler=args.scheduler)
     grid = _task_grid(args)
     if models:
         specs = suite.expand(task_names, models, frameworks, seeds, budget, grid,
@@ -107,24 +112,36 @@ def cmd_run(args) -> int:
         print(f"warning: unreadable record {path}; it will be rerun", file=sys.stderr)
     print(f"{len(specs)} runs, {len(specs) - len(pending)} already done, "
           f"{len(pending)} to train -> {store.root}")
-    written = 0
+    wanted, written = {s.id for s in pending}, set()
     bar = tqdm(total=sum(s.steps for s in pending), unit="seed-step", unit_scale=True,
                disable=args.quiet or None, dynamic_ncols=True)
     try:
         groups = suite.groups(pending, args.max_replicas)
-        for records in executor(lambda g: runner.run_group(g, progress=bar.update), groups):
-            for record in records:
-                store.write(record)
-                written += 1
-                if record["status"] in ("error", "skipped"):
-                    tqdm.write(f"{record['status']}: {record['unit']} {record['framework']} "
-                               f"seed {record['seed']}: {record['reason']}")
+        if not groups:  # nothing to train: start no pool or cluster
+            executor = executors.Local()
+        with executor:
+            if executor.in_process:  # live progress per chunk of steps
+                fn = lambda g: runner.run_group(g, progress=bar.update)  # noqa: E731
+            else:  # workers cannot reach the bar: it advances per finished group
+                fn = runner.run_group
+            for group, records in executor.map(fn, groups):
+                # a task retried after its worker died may come back twice: write each id once
+                fresh = [r for r in records if r["id"] in wanted and r["id"] not in written]
+                for record in fresh:
+                    store.write(record)
+                    written.add(record["id"])
+                    if record["status"] in ("error", "skipped"):
+                        tqdm.write(f"{record['status']}: {record['unit']} "
+                                   f"{record['framework']} seed {record['seed']}: "
+                                   f"{record['reason']}")
+                if fresh and not executor.in_process:
+                    bar.update(sum(s.steps for s in group))
     except KeyboardInterrupt:
-        bar.close()
-        print(f"\ninterrupted: {written} records written to {store.root}; run the same "
+        print(f"\ninterrupted: {len(written)} records written to {store.root}; run the same "
               f"command again to resume", file=sys.stderr)
         return 130
-    bar.close()
+    finally:
+        bar.close()
     _print_summary(store.root, {s.id for s in specs})
     return 0
 
@@ -151,8 +168,8 @@ def cmd_report(args) -> int:
     store_dir = Path(args.results)
     if not store_dir.is_dir():
         raise UsageError(f"results directory {str(store_dir)!r} does not exist")
-    df = frame.load(store_dir)
-    out = html.render(df, args.output)
+    df, curves = frame.read(store_dir)
+    out = html.render(df, args.output, curves=curves)
     print(f"report written to {out}")
     return 0
 
@@ -214,7 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--common-data", action="store_true",
                      help="all seeds of a group see the same batches (faster; marked in "
                      "every record; never the default)")
-    run.add_argument("--executor", default="local", help=f"one of {', '.join(executors.EXECUTORS)}")
+    run.add_argument("--executor", default="local",
+                     help=f"one of {', '.join(executors.EXECUTORS)} (default: local, in this "
+                     "process; processes: a local pool; dask: dask.distributed)")
+    run.add_argument("--workers", type=int, default=2,
+                     help="worker processes for --executor processes, or for the local Dask "
+                     "cluster started when no --scheduler is given (default: 2)")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="with --executor dask: join this running Dask scheduler instead of "
+                     "starting a LocalCluster on 127.0.0.1")
     run.add_argument("--max-replicas", type=int, default=256,
                      help="most seeds trained together in one program (default: 256)")
     run.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU exists")

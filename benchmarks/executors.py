@@ -1,18 +1,142 @@
-"""Where groups run. ``local`` (in-process) is the default and the only one so far."""
+"""Where groups run: in this process, in a local pool of processes, or on a Dask cluster.
+
+Every executor maps one picklable function over groups and yields ``(group, result)``
+as each group finishes; only the calling (CLI) process writes records.
+"""
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
 
-EXECUTORS = ("local",)
+EXECUTORS = ("local", "processes", "dask")
+CONNECT_TIMEOUT = 5  # seconds to reach a --scheduler before saying it is unreachable
+# One thread per worker process (what Dask's nanny sets too): N workers share N cores
+# instead of each spawning a thread pool over all of them.
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                 "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
 
-def local(fn: Callable, items: Iterable) -> Iterator:
-    """Sequential, in this process: results come back in order as each finishes."""
-    for item in items:
-        yield fn(item)
+class ExecutorError(ValueError):
+    """An executor cannot start or lost its workers; one line naming the bad value."""
 
 
-def get(name: str):
+class Local:
+    """Sequential, in this process; the caller may pass live progress into ``fn``."""
+
+    in_process = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, fn: Callable, items: Iterable) -> Iterator:
+        for item in items:
+            yield item, fn(item)
+
+
+def _single_threaded() -> None:
+    """Pool initializer: runs before the worker imports a framework."""
+    os.environ.update(SINGLE_THREAD)
+
+
+class Processes(Local):
+    """A local pool of spawned worker processes (spawn: no forked framework state)."""
+
+    in_process = False
+
+    def __init__(self, workers: int = 2):
+        self.workers = workers
+        self.pool: futures.ProcessPoolExecutor | None = None
+
+    def __enter__(self):
+        self.pool = futures.ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_single_threaded)
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:  # error or Ctrl-C: stop the workers now, not after their group
+            for proc in list((self.pool._processes or {}).values()):
+                proc.terminate()
+        self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
+        return False
+
+    def map(self, fn: Callable, items: Iterable) -> Iterator:
+        pending = {self.pool.submit(fn, item): item for item in items}
+        try:
+            for done in futures.as_completed(pending):
+                yield pending[done], done.result()
+        except BrokenProcessPool:
+            raise ExecutorError("a worker process of executor 'processes' died; run the "
+                                "same command again to resume") from None
+
+
+class Dask(Local):
+    """dask.distributed: joins ``scheduler`` or starts a LocalCluster on 127.0.0.1 only."""
+
+    in_process = False
+
+    def __init__(self, workers: int = 2, scheduler: str | None = None):
+        self.workers, self.scheduler = workers, scheduler
+        self.client = self.cluster = None
+
+    def __enter__(self):
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise ExecutorError("executor 'dask' needs dask.distributed: pip install "
+                                "'dask[distributed]' (the 'dask' extra)") from None
+        if self.scheduler:
+            try:
+                self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT)
+            except (OSError, ValueError, TypeError) as err:
+                raise ExecutorError(f"cannot reach scheduler {self.scheduler!r}: "
+                                    f"{str(err).splitlines()[0] if str(err) else err!r}") from None
+        else:
+            self.cluster = LocalCluster(host="127.0.0.1", n_workers=self.workers,
+                                        threads_per_worker=1, processes=True,
+                                        dashboard_address=None)
+            self.client = Client(self.cluster)
+        return self
+
+    def __exit__(self, *exc):
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False
+
+    def map(self, fn: Callable, items: Iterable) -> Iterator:
+        from dask.distributed import KilledWorker, as_completed
+
+        # A task lost with its worker is recomputed by the scheduler under the same key;
+        # its future still completes once (and the CLI drops any record id seen twice).
+        pending = {self.client.submit(fn, item, pure=False): item for item in items}
+        try:
+            for done in as_completed(pending):
+                yield pending[done], done.result()
+        except (KilledWorker, futures.CancelledError, OSError) as err:
+            raise ExecutorError(f"dask lost a group ({type(err).__name__}: "
+                                f"{str(err).splitlines()[0] if str(err) else ''}); "
+                                "run the same command again to resume") from None
+
+
+def get(name: str, workers: int = 2, scheduler: str | None = None) -> Local:
+    """An executor, not yet started: use it as a context manager, then ``map``."""
     if name not in EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
-    return {"local": local}[name]
+        raise ExecutorError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise ExecutorError(f"bad --workers {workers}; expected a positive integer")
+    if scheduler is not None and name != "dask":
+        raise ExecutorError(f"--scheduler {scheduler!r} needs --executor dask (got {name!r})")
+    if scheduler is not None and not scheduler.startswith(("tcp://", "tls://")):
+        raise ExecutorError(f"bad --scheduler {scheduler!r}; expected tcp://HOST:PORT")
+    if name == "processes":
+        return Processes(workers)
+    if name == "dask":
+        return Dask(workers, scheduler)
+    return Local()

@@ -53,16 +53,22 @@ class Store:
         return record is not None and record.get("status") in FINAL
 
     def write(self, record: dict) -> Path:
+        """Atomic and idempotent: the same id written twice leaves one complete file."""
         path = self.path(record["id"])
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{record['id']}-", suffix=".tmp")
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{record['id']}-", suffix=".tmp")
             with os.fdopen(fd, "w") as fh:
                 json.dump(record, fh, indent=1, allow_nan=True)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException as err:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            if isinstance(err, OSError):  # disk full, read-only, ...: name the directory
+                raise StoreError(f"cannot write records to {str(self.root)!r}: "
+                                 f"{err.strerror or err}; earlier records are intact") from None
             raise
         return path
 

@@ -74,8 +74,14 @@ class StaticArithmetic(Task):
 
     def validate(self) -> None:
         p = self.params
-        if p["op"] not in OPS:
+        if not isinstance(p["op"], str) or p["op"] not in OPS:
             raise TaskError(f"unknown op {p['op']!r}; known: {', '.join(OPS)}")
+        for key in ("subset_ratio", "overlap_ratio", "eps"):  # --param gives any type
+            value = p[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                    or not np.isfinite(value) or (key == "eps" and value <= 0):
+                raise TaskError(f"bad {key} {value!r}; expected a finite number"
+                                + (" > 0" if key == "eps" else ""))
         for key in ("input_size", "hidden_size", "eval_size"):
             if not isinstance(p[key], (int, np.integer)) or p[key] < 1:
                 raise TaskError(f"bad {key} {p[key]!r}; expected a positive integer")
