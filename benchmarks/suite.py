@@ -31,7 +31,7 @@ BUDGETS = {
     for b in (
         Budget("smoke", 5_000, 250, 8, "seconds per configuration; CI and `pytest benchmarks/`",
                lr=5e-3),
-        Budget("quick", 20_000, 1_000, 10, "minutes for the whole suite; the README's command",
+        Budget("quick", 15_000, 1_000, 8, "minutes for the whole suite; the README's command",
                lr=5e-3),
         Budget("paper", PAPER_STEPS, 1_000, 100, "the published protocol [NAU]: 5e6 steps, "
                "100 seeds"),
