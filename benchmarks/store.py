@@ -62,6 +62,7 @@ class Store:
                 json.dump(record, fh, indent=1, allow_nan=True)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; records are meant to be shared
             os.replace(tmp, path)
         except BaseException as err:
             if tmp is not None:
