@@ -14,6 +14,10 @@ def pytest_addoption(parser):
                     help="frameworks the benchmark suite runs (default: torch,tf)")
     group.addoption("--arith-results", default=None,
                     help="results directory for `pytest benchmarks/` (default: a temp dir)")
+    group.addoption("--throughput-steps", type=int, default=1000,
+                    help="training steps per throughput case (default: 1000)")
+    group.addoption("--throughput-seeds", type=int, default=64,
+                    help="seeds trained together per throughput case (default: 64)")
 
 
 @pytest.fixture(scope="session")

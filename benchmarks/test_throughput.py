@@ -3,8 +3,8 @@
 Each case trains SEEDS seeds of one model as one program on the static protocol and
 is timed by pytest-benchmark; `extra_info` carries seeds, steps, seed-steps/s,
 samples/s and the ratio to `../shared/perf/plain_loop.py` run in the same session.
-The full-size measurement (64 seeds, 3000 steps) is `python -m benchmarks throughput`;
-its figures are in the README.
+Sizes: --throughput-seeds (64) and --throughput-steps (1000); the README's table is
+`pytest benchmarks/test_throughput.py --throughput-steps 3000 --benchmark-json FILE`.
 """
 from __future__ import annotations
 
@@ -12,27 +12,33 @@ import pytest
 
 from benchmarks import throughput
 
-SEEDS, STEPS = 64, 1000
 MODELS = ("nalu", "nau-nmu")
 
 
 @pytest.fixture(scope="module")
-def plain_loop_rate():
+def size(pytestconfig):
+    """(seeds, steps): --throughput-seeds, --throughput-steps."""
+    return (pytestconfig.getoption("--throughput-seeds"),
+            pytestconfig.getoption("--throughput-steps"))
+
+
+@pytest.fixture(scope="module")
+def plain_loop_rate(size):
     """seed-steps/s of the plain loop per model, measured once per session."""
     if not throughput.PLAIN_LOOP.exists():
         pytest.skip(f"{throughput.PLAIN_LOOP} not found")
     pytest.importorskip("torch")
-    return {model: throughput.plain_loop(model, STEPS) for model in MODELS}
+    return {model: throughput.plain_loop(model, size[1]) for model in MODELS}
 
 
 @pytest.mark.parametrize("common_data", [False, True], ids=["own-data", "common-data"])
 @pytest.mark.parametrize("model", MODELS)
-def test_throughput(benchmark, plain_loop_rate, framework, model, common_data):
+def test_throughput(benchmark, plain_loop_rate, size, framework, model, common_data):
     from models import registry
 
     if registry.framework_missing(framework):
         pytest.skip(registry.framework_missing(framework))
-    result = benchmark.pedantic(throughput.measure, args=(model, framework, SEEDS, STEPS),
+    result = benchmark.pedantic(throughput.measure, args=(model, framework, *size),
                                 kwargs={"common_data": common_data}, rounds=1, iterations=1)
     ratio = result["seed_steps_per_s"] / plain_loop_rate[model]
     benchmark.extra_info.update(result, plain_loop_seed_steps_per_s=plain_loop_rate[model],
