@@ -64,12 +64,19 @@ class Task:
 
 
 class ReplicaBatches:
-    """Training data for R replicas: each its own stream, or one shared stream."""
+    """Training data for R replicas: each its own stream, or one shared stream.
+
+    The returned arrays live in two alternating buffers (fresh 30 MB arrays every chunk
+    cost as much in page faults as drawing the numbers): a chunk stays valid until the
+    call after next, which is all the one-ahead prefetch of `models.supervised` needs.
+    """
 
     def __init__(self, task: Task, instances: list, seeds: list[int], batch_size: int,
                  common_data: bool = False):
         self.task, self.instances, self.batch_size = task, instances, batch_size
         self.common = common_data
+        self._buffers: dict[tuple, list[np.ndarray]] = {}
+        self._calls = 0
         if common_data:
             self.rngs = [np.random.default_rng([COMMON_DATA_SEED, DATA_STREAM])]
         else:
@@ -78,18 +85,25 @@ class ReplicaBatches:
     def __call__(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """(T, R or 1, B, n_in) inputs and (T, R, B, n_out) targets, float32."""
         shape = (steps, self.batch_size)
+        self._calls += 1
         xs = ys = None
         for k, rng in enumerate(self.rngs):
             x = self.task.train_inputs(rng, shape)
             if xs is None:
-                xs = np.empty((steps, len(self.rngs), *x.shape[1:]), dtype=np.float32)
+                xs = self._buffer("x", (steps, len(self.rngs), *x.shape[1:]))
             xs[:, k] = x
         for k, inst in enumerate(self.instances):
             y = self.task.targets(inst, xs[:, 0 if self.common else k])
             if ys is None:
-                ys = np.empty((steps, len(self.instances), *y.shape[1:]), dtype=np.float32)
+                ys = self._buffer("y", (steps, len(self.instances), *y.shape[1:]))
             ys[:, k] = y
         return xs, ys
+
+    def _buffer(self, name: str, shape: tuple) -> np.ndarray:
+        pair = self._buffers.setdefault((name, shape), [])
+        while len(pair) < 2:
+            pair.append(np.empty(shape, dtype=np.float32))
+        return pair[self._calls % 2]
 
 
 def sample_ranges(rng: np.random.Generator, shape, ranges) -> np.ndarray:
@@ -98,7 +112,9 @@ def sample_ranges(rng: np.random.Generator, shape, ranges) -> np.ndarray:
     lengths = ranges[:, 1] - ranges[:, 0]
     u = rng.random(shape, dtype=np.float32)
     if len(ranges) == 1:
-        return ranges[0, 0] + u * lengths[0]
+        u *= lengths[0]
+        u += ranges[0, 0]
+        return u
     u *= lengths.sum()
     out = np.empty(shape, dtype=np.float32)
     edges = np.r_[0.0, np.cumsum(lengths)]

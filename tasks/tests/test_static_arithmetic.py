@@ -108,3 +108,13 @@ def test_replica_streams_do_not_depend_on_the_group():
 def test_bad_parameters_name_the_value(params, message):
     with pytest.raises(TaskError, match=message):
         StaticArithmetic(**params)
+
+
+def test_consecutive_chunks_do_not_overwrite_each_other():
+    task = StaticArithmetic(input_size=10)
+    batches = ReplicaBatches(task, [task.instance(0)], [0], 16)
+    first = batches(4)
+    keep = first[0].copy()
+    second = batches(4)  # made while the first chunk trains: must not touch it
+    np.testing.assert_array_equal(first[0], keep)
+    assert not np.shares_memory(first[0], second[0])
