@@ -58,6 +58,10 @@ def _mm(x, w):
         rows = x.reshape(-1, x.shape[-1])
         r, n, o = w.shape
         return (rows @ w.permute(1, 0, 2).reshape(n, r * o)).view(-1, r, o).permute(1, 0, 2)
+    if w.dim() == 3 and x.dim() == 3:
+        # (W^T x^T)^T: MKL's batched GEMM is ~1.8x faster (forward + backward) with the
+        # batch as the wide dimension than with n_out = 2 columns
+        return torch.bmm(w.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
     return torch.matmul(x, w)
 
 
