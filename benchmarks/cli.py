@@ -5,6 +5,7 @@ Imports neither torch nor tensorflow until a run needs one.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -61,6 +62,13 @@ def _task_grid(args) -> dict[str, list]:
     return grid
 
 
+def _check_device(device: str) -> None:
+    """cpu, cuda, cuda:N (gpu is TensorFlow's word for it); whether one exists is the run's
+    business: a missing GPU gives `error` records that say so."""
+    if not re.fullmatch(r"cpu|(cuda|gpu)(:\d+)?", device):
+        raise UsageError(f"bad --device {device!r}; expected cpu, cuda or cuda:N")
+
+
 def cmd_list(args) -> int:
     print("tasks:")
     for name, cls in tasks.TASKS.items():
@@ -91,6 +99,7 @@ def cmd_run(args) -> int:
         tasks.get(name)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"bad --steps {args.steps}; expected a positive integer")
+    _check_device(args.device)
     if args.max_replicas < 1:
         raise UsageError(f"bad --max-replicas {args.max_replicas}; expected a positive integer")
     executor = executors.get(args.executor, workers=args.workers, scheduler=args.scheduler)
@@ -180,6 +189,7 @@ def cmd_throughput(args) -> int:
     for model in suite.split_names(args.units, reference.UNITS, "unit"):
         registry.parse_model(model)
     registry.check_framework(args.framework)
+    _check_device(args.device)
     if args.seeds < 1 or args.steps < 1:
         raise UsageError(f"--seeds and --steps must be positive (got {args.seeds}, {args.steps})")
     missing = registry.framework_missing(args.framework)
