@@ -12,7 +12,12 @@ class Trainer:
     replica's gradient is its own."""
 
     def __init__(self, layers: list[tuple[str, dict[str, np.ndarray]]], lr: float,
-                 device: str = "cpu"):
+                 device: str = "cpu", threads: int | None = 1):
+        # One intra-op thread while training by default: the next chunk of data is drawn
+        # on the other core (models/supervised.py), and two torch threads on top of it
+        # oversubscribe a 2-core machine (measured: 1.15x to 1.5x faster with 64 seeds).
+        # Restored after each chunk, so nothing else in the process is affected.
+        self.threads = threads
         self.device = torch.device(device)
         self.net = Stack(layers).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
@@ -21,7 +26,15 @@ class Trainer:
         return torch.as_tensor(np.asarray(a, dtype=np.float32), device=self.device)
 
     def train(self, xs: np.ndarray, ys: np.ndarray, lams: np.ndarray) -> None:
-        xs, ys = self._tensor(xs), self._tensor(ys)
+        previous = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            self._train(self._tensor(xs), self._tensor(ys), lams)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _train(self, xs, ys, lams) -> None:
         regularised = [j for j, u in enumerate(self.net.units) if u.spec.regularised]
         for t in range(xs.shape[0]):
             loss = ((self.net(xs[t]) - ys[t]) ** 2).mean(dim=(-2, -1))
