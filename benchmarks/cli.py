@@ -57,8 +57,6 @@ def _task_grid(args) -> dict[str, list]:
                          f"(for several: --ops add,sub)")
     if args.ops:
         grid["op"] = suite.split_names(args.ops, (), "op")
-    elif "op" not in grid:
-        grid["op"] = list(suite.DEFAULT_OPS)
     return grid
 
 
@@ -91,7 +89,7 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     budget = suite.get_budget(args.budget)
-    seeds = suite.parse_seeds(args.seeds or f"0-{budget.seeds - 1}")
+    seeds = suite.parse_seeds(args.seeds) if args.seeds else None
     task_names = suite.split_names(args.tasks, tasks.TASKS, "task") or list(tasks.TASKS)
     models = suite.split_names(args.units, reference.UNITS, "unit")
     frameworks = suite.split_names(args.frameworks, registry.FRAMEWORKS, "framework")
@@ -104,17 +102,8 @@ def cmd_run(args) -> int:
         raise UsageError(f"bad --max-replicas {args.max_replicas}; expected a positive integer")
     executor = executors.get(args.executor, workers=args.workers, scheduler=args.scheduler)
     grid = _task_grid(args)
-    if models:
-        specs = suite.expand(task_names, models, frameworks, seeds, budget, grid,
-                             common_data=args.common_data, steps=args.steps,
-                             device=args.device)
-    else:  # the default matrix: per op, the models [NAU] compares on it
-        specs = []
-        for op in grid["op"]:
-            op_models = list(suite.DEFAULT_MATRIX.get(op, suite.DEFAULT_MODELS))
-            specs += suite.expand(task_names, op_models, frameworks, seeds, budget,
-                                  {**grid, "op": [op]}, common_data=args.common_data,
-                                  steps=args.steps, device=args.device)
+    specs = suite.expand(task_names, models, frameworks, seeds, budget, grid,
+                         common_data=args.common_data, steps=args.steps, device=args.device)
     store = Store(args.results or f"results/{budget.name}")
     pending = specs if args.force else [s for s in specs if not store.is_final(s.id)]
     for path in store.corrupt:
@@ -222,13 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "configuration train together as one vectorised program. Finished "
                          "runs are skipped on a rerun (use --force to rerun them).")
     run.add_argument("--tasks", help="comma-separated task names (default: all)")
-    run.add_argument("--units", help="comma-separated models: UNIT (UNIT->UNIT) or "
-                     "UNIT-UNIT, e.g. nau,nau-nmu (default, per op: "
-                     + "; ".join(f"{op}: {','.join(m)}" for op, m in suite.DEFAULT_MATRIX.items())
-                     + ")")
+    run.add_argument("--units", help="comma-separated models, e.g. nau,nau-nmu: for the "
+                     "static task UNIT (UNIT->UNIT) or UNIT-UNIT (default: each task's own; "
+                     + "; ".join(f"{name}: {','.join(cls.default_models)}"
+                                 for name, cls in tasks.TASKS.items()) + ")")
     run.add_argument("--frameworks", default="torch,tf", help="torch,tf (default: both)")
     run.add_argument("--ops", help="static arithmetic ops: add,sub,mul,div,squared,root "
-                     f"(default: {','.join(suite.DEFAULT_OPS)})")
+                     "(default: add,sub,mul)")
     run.add_argument("--seeds", help="e.g. 0-9 or 0,3,5 (default: the budget's number)")
     run.add_argument("--budget", default="quick", help=f"one of {', '.join(suite.BUDGETS)} "
                      "(default: quick)")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import tasks
 from benchmarks.spec import RunSpec
@@ -18,6 +18,10 @@ class Budget:
     description: str
     batch_size: int = 128
     lr: float = 1e-3
+
+    def for_task(self, cls) -> Budget:
+        """This budget as the task sets it (``Task.budgets``)."""
+        return replace(self, **cls.budgets.get(self.name, {}))
 
     @property
     def schedule_scale(self) -> float:
@@ -37,16 +41,6 @@ BUDGETS = {
                "100 seeds"),
     )
 }
-
-# What `run` trains when no --units / --ops are given: per op, the models [NAU] compares.
-DEFAULT_MATRIX = {
-    "add": ("linear", "relu6", "nac", "nalu", "nau"),
-    "sub": ("linear", "nac", "nalu", "nau"),
-    "mul": ("nac-nacmul", "nalu", "nau-nmu"),
-}
-DEFAULT_OPS = tuple(DEFAULT_MATRIX)
-DEFAULT_MODELS = tuple(dict.fromkeys(m for ms in DEFAULT_MATRIX.values() for m in ms))
-
 
 class SuiteError(ValueError):
     """Bad suite input: the message names the value and the accepted ones."""
@@ -89,33 +83,39 @@ def split_names(text: str | None, known, what: str) -> list[str] | None:
     return names
 
 
-def expand(task_names: list[str], models: list[str], frameworks: list[str], seeds: list[int],
-           budget: Budget, task_grid: dict[str, list] | None = None,
+def expand(task_names: list[str], models: list[str] | None, frameworks: list[str],
+           seeds: list[int] | None, budget: Budget, task_grid: dict[str, list] | None = None,
            common_data: bool = False, steps: int | None = None,
            device: str = "cpu") -> list[RunSpec]:
-    """Every (task params, model, framework, seed); validates every name first."""
+    """Every (task params, model, framework, seed); validates every name first.
+
+    ``models=None`` takes each task's defaults (``Task.defaults``); ``seeds=None`` the
+    budget's number of seeds as the task sets it.
+    """
     for fw in frameworks:
         registry.check_framework(fw)
-    for model in models:
-        registry.parse_model(model)
     task_grid = task_grid or {}
     specs = []
     for name in task_names:
         cls = tasks.get(name)
+        b = budget.for_task(cls)
         grid = {k: v for k, v in task_grid.items() if k in cls.parameters}
-        keys = list(grid)
-        for values in itertools.product(*(grid[k] for k in keys)):
-            task = cls(**dict(zip(keys, values)))
-            for model in models:
-                task.layers(registry.parse_model(model))
-                for fw, seed in itertools.product(frameworks, seeds):
-                    specs.append(RunSpec.make(
-                        task.params, task=name, unit=model, framework=fw, seed=seed,
-                        budget=budget.name, steps=steps or budget.steps,
-                        batch_size=budget.batch_size, lr=budget.lr,
-                        eval_interval=budget.eval_interval,
-                        schedule_scale=budget.schedule_scale, common_data=common_data,
-                        device=device))
+        plan = ([({}, tuple(models))] if models is not None else cls.defaults(grid))
+        for fixed, task_models in plan:
+            sub = {**grid, **{k: [v] for k, v in fixed.items()}}
+            keys = list(sub)
+            for values in itertools.product(*(sub[k] for k in keys)):
+                task = cls(**dict(zip(keys, values)))
+                for model in task_models:
+                    task.check_model(model)
+                    for fw, seed in itertools.product(frameworks,
+                                                      seeds or range(b.seeds)):
+                        specs.append(RunSpec.make(
+                            task.params, task=name, unit=model, framework=fw, seed=seed,
+                            budget=b.name, steps=steps or b.steps, batch_size=b.batch_size,
+                            lr=b.lr, eval_interval=b.eval_interval,
+                            schedule_scale=b.schedule_scale, common_data=common_data,
+                            device=device))
     return specs
 
 

@@ -10,8 +10,8 @@ import json
 import numpy as np
 
 from benchmarks.spec import RunSpec
-from benchmarks.suite import DEFAULT_MATRIX
 from reports import frame, html
+from tasks.static_arithmetic import DEFAULT_MATRIX
 
 RECORDS, POINTS = 10_000, 20
 PARAMS = {"input_size": 100, "interpolation_range": [[1.0, 2.0]],

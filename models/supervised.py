@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from models import reference
+from models import reference, registry
+from tasks.base import INIT_STREAM, ReplicaBatches
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,46 @@ def fit(trainer, units: list[str], batches: Callable[[int], tuple[np.ndarray, np
                 evaluate(e)
     return Fit(units, eval_steps, errors, best_index, best_params, diverged_at,
                train_seconds=time.perf_counter() - start)
+
+
+def eval_chunk(layers, replicas: int, budget_bytes: int) -> int:
+    """Evaluation samples per forward pass so the widest activation stays in budget
+    (NMU's product makes an (R, N, n_in, n_out) intermediate)."""
+    widest = max(n_in * n_out if unit == "nmu" else n_in + n_out for unit, n_in, n_out in layers)
+    return int(min(2000, max(64, budget_bytes // (4 * replicas * widest))))
+
+
+def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
+    """The loop of the feed-forward tasks: one result per spec (see `benchmarks.runner`)."""
+    first = specs[0]
+    layers = task.layers(registry.parse_model(first.unit))
+    seeds = [s.seed for s in specs]
+    instances = [task.instance(s) for s in seeds]
+    init = [(unit, registry.init_params(unit, n_in, n_out, [[s, INIT_STREAM, j] for s in seeds]))
+            for j, (unit, n_in, n_out) in enumerate(layers)]
+    eval_sets = {name: (x, np.stack([task.targets(inst, x.astype(np.float64))
+                                     for inst in instances]))
+                 for name, x in task.eval_inputs().items()}
+    trainer = registry.framework_module(first.framework, "train").Trainer(
+        init, lr=first.lr, device=first.device)
+    cfg = TrainConfig(steps=first.steps, batch_size=first.batch_size, lr=first.lr,
+                      eval_interval=first.eval_interval, schedule_scale=first.schedule_scale)
+    cfg = replace(cfg, eval_chunk=eval_chunk(layers, len(seeds), cfg.chunk_bytes))
+    batches = ReplicaBatches(task, instances, seeds, first.batch_size, first.common_data)
+    n_in, n_out = layers[0][1], layers[-1][2]
+    bytes_per_step = 4 * first.batch_size * (n_in * (1 if first.common_data else len(seeds))
+                                             + n_out * len(seeds))
+    tick = (lambda n: progress(n * len(seeds))) if progress else None
+    result = fit(trainer, [u for u, _, _ in layers], batches, eval_sets, cfg, len(seeds),
+                 bytes_per_step, progress=tick)
+    out = []
+    for r in range(len(specs)):
+        diverged = result.diverged_at[r] >= 0
+        out.append({
+            "status": "diverged" if diverged else "ok",
+            "reason": f"non-finite error at step {result.diverged_at[r]}" if diverged else "",
+            "metrics": task.metrics(result, r, instances[r], eval_sets),
+            "curve": {"step": result.steps.tolist(),
+                      **{name: result.errors[name][r].tolist() for name in result.errors}},
+        })
+    return out, result.train_seconds

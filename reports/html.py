@@ -1,13 +1,15 @@
 """One self-contained HTML report (Jinja2, autoescaped, inline CSS) plus the tables beside it."""
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 from pathlib import Path
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from reports import figures, frame, published, stats
+from reports import figures, frame, stats
 
 TEMPLATES = Path(__file__).with_name("templates")
 _ENV = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
@@ -17,17 +19,17 @@ _MEDIANS = {"interpolation_mse": "interpolation MSE", "extrapolation_mse": "extr
             "solved_at": "solved at (step)", "sparsity_error": "sparsity error"}
 
 
-def _num(value) -> str:
+def num(value) -> str:
     """%.3g keeps medians spanning many decades readable; a dash where there is none."""
     return "–" if pd.isna(value) else f"{value:.3g}"
 
 
-def _step(value) -> str:
+def step_text(value) -> str:
     """Steps are counts: "1500", not %.3g's "1.5e+03"."""
     return "–" if pd.isna(value) else f"{value:.0f}"
 
 
-def _rate(rate, low, high) -> str:
+def rate(rate, low, high) -> str:
     """A rate is meaningless without its interval: "80% [49%, 94%]" (bare where none is known)."""
     if pd.isna(rate):
         return "–"
@@ -89,7 +91,7 @@ def _overview(df: pd.DataFrame) -> dict:
     }
 
 
-def _labelled(table: pd.DataFrame, varying: list[str]) -> pd.DataFrame:
+def labelled(table: pd.DataFrame, varying: list[str]) -> pd.DataFrame:
     """Figures name a model with the parameters that vary, so no two configurations merge."""
     if not varying or table.empty:
         return table
@@ -97,7 +99,7 @@ def _labelled(table: pd.DataFrame, varying: list[str]) -> pd.DataFrame:
     return table.assign(unit=table["unit"].astype(str).str.cat(parts, sep=" "))
 
 
-def _figure(caption: str, png: bytes | None) -> list[dict]:
+def figure(caption: str, png: bytes | None) -> list[dict]:
     """A figure as the template shows it; nothing when there was nothing to draw."""
     return [{"caption": caption, "uri": figures.data_uri(png)}] if png else []
 
@@ -112,60 +114,35 @@ def _leaderboards(table: pd.DataFrame, varying: list[str]) -> list[dict]:
                "success [95% CI]", *_MEDIANS.values(), "diverged"]
     return [{"op": "" if pd.isna(op) else op, "columns": columns, "rows": [
         [*(r[c] for c in varying), r["unit"], r["framework"], int(r["runs"]),
-         _rate(r["success"], r["success_low"], r["success_high"]),
-         *((_step if m == "solved_at" else _num)(r[m]) for m in _MEDIANS), int(r["diverged"])]
+         rate(r["success"], r["success_low"], r["success_high"]),
+         *((step_text if m == "solved_at" else num)(r[m]) for m in _MEDIANS), int(r["diverged"])]
         for _, r in rows.iterrows()]} for op, rows in ops]
 
 
-def _section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> dict:
+def base_section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> dict:
     """Any task: fixed parameters, leaderboards per op, success rates and learning curves."""
     params = [c for c in df.columns if c.startswith("param_") and c != "param_op"]
     varying = [c for c in ["budget", *params] if df[c].astype(str).nunique() > 1]
     fixed = {c.removeprefix("param_"): df[c].iloc[0] for c in ["budget", *params]
              if c not in varying and df[c].notna().any()}
     rates = stats.summary(df, by=("param_op", *varying, "unit", "framework"))
-    figs = _figure("Success rate per model and framework, with 95% Wilson intervals",
-                   figures.success_rates(_labelled(rates, varying)))
+    figs = figure("Success rate per model and framework, with 95% Wilson intervals",
+                  figures.success_rates(labelled(rates, varying)))
     if curves is not None:
         mine = curves[curves["id"].isin(df["id"])]
         if varying:
             mine = mine.merge(df[["id", *varying]], on="id")
-        figs += _figure("Learning curves: median MSE over seeds, inter-quartile band shaded",
-                        figures.learning_curves(_labelled(mine, varying)))
+        figs += figure("Learning curves: median MSE over seeds, inter-quartile band shaded",
+                       figures.learning_curves(labelled(mine, varying)))
     return {"task": task, "fixed": fixed, "tables": _leaderboards(rates, varying),
             "figures": figs, "varying": varying, "comparison": None}
 
 
-def _comparison(df: pd.DataFrame) -> dict | None:
-    """The published [NAU] numbers beside this run's, for the same op and model."""
-    both = published.compare(df)
-    if both.empty:
-        return None
-    rows = [[r.param_op, r.unit, r.framework, int(r.runs),
-             _rate(r.success, r.success_low, r.success_high),
-             _rate(r.success_published, r.success_low_published, r.success_high_published),
-             _step(r.solved_at), _num(r.solved_at_published),
-             _num(r.sparsity_error), _num(r.sparsity_error_published),
-             f"{r.source}{'' if r.verified else ' (not verified)'}"] for r in both.itertuples()]
-    return {"note": published.protocol_note(df), "rows": rows, "numeric": (4, 10),
-            "columns": ["op", "unit", "framework", "runs", "success (this run)",
-                        "success (published)", "solved at (this run)", "solved at (published)",
-                        "sparsity error (this run)", "sparsity error (published)", "source"]}
-
-
-def _static_section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> dict:
-    """The static task adds error against input magnitude and the published comparison."""
-    section = _section(task, df, curves)
-    section["figures"] += _figure(
-        "Extrapolation error against input magnitude: median MSE over seeds of the selected "
-        "model on inputs U[c, c+w]; the training range is shaded",
-        figures.magnitude(_labelled(df, section["varying"])))
-    section["comparison"] = _comparison(df)
-    return section
-
-
-# A task's report section: a new task adds its builder here (the default is _section).
-SECTIONS = {"static_arithmetic": _static_section}
+def section_builder(task: str):
+    """``section(task, df, curves)`` of ``reports/sections/<task>.py``, else base_section."""
+    if importlib.util.find_spec(f"reports.sections.{task}") is None:
+        return base_section
+    return importlib.import_module(f"reports.sections.{task}").section
 
 
 def _frameworks(df: pd.DataFrame) -> dict | None:
@@ -183,13 +160,13 @@ def _frameworks(df: pd.DataFrame) -> dict | None:
     fws = sorted(table["framework"].unique())
     wide = table.groupby(["config", "framework"])[["success", "success_low", "success_high",
                                                     "seed_steps_per_s"]].first().unstack()
-    rows = [[config, *(_rate(*(r[(v, fw)] for v in ("success", "success_low", "success_high")))
-                       for fw in fws), *(_num(r[("seed_steps_per_s", fw)]) for fw in fws)]
+    rows = [[config, *(rate(*(r[(v, fw)] for v in ("success", "success_low", "success_high")))
+                       for fw in fws), *(num(r[("seed_steps_per_s", fw)]) for fw in fws)]
             for config, r in wide.iterrows()]
     return {"columns": ["configuration", *(f"{fw} success" for fw in fws),
                         *(f"{fw} seed-steps/s" for fw in fws)], "rows": rows,
             "numeric": (2, 1 + 2 * len(fws)),
-            "figures": _figure("torch vs tf per configuration: success rate (95% Wilson "
+            "figures": figure("torch vs tf per configuration: success rate (95% Wilson "
                                "interval) and median training throughput",
                                figures.frameworks(table))}
 
@@ -201,7 +178,7 @@ def render(df: pd.DataFrame, out_path: str | os.PathLike, title: str = "ArithBen
     curves (frame.read / frame.curves) adds the learning-curve figures."""
     out_path = Path(out_path)
     finished = df[df["status"].isin(("ok", "diverged"))] if len(df) else df
-    sections = [SECTIONS.get(task, _section)(task, rows.dropna(axis=1, how="all"), curves)
+    sections = [section_builder(task)(task, rows.dropna(axis=1, how="all"), curves)
                 for task, rows in finished.groupby("task", sort=True)] if len(finished) else []
     html = _ENV.get_template("report.html.j2").render(
         title=title, overview=_overview(df), sections=sections,

@@ -25,6 +25,14 @@ class Task:
 
     name: ClassVar[str] = ""
     parameters: ClassVar[dict[str, Any]] = {}
+    # The framework-free loop that trains a group of seeds: a module of models/ with
+    # run_group(task, specs, progress) -> (per-seed results, train seconds).
+    loop: ClassVar[str] = "models.supervised"
+    # What `run` trains when no --units are given.
+    default_models: ClassVar[tuple[str, ...]] = ()
+    # Per budget name, what this task changes in it (steps, eval_interval, batch_size,
+    # lr, seeds): a grid-world step is not a static-arithmetic step.
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, **params):
         unknown = set(params) - set(self.parameters)
@@ -40,6 +48,17 @@ class Task:
 
     def validate(self) -> None:
         """Raise TaskError on a bad parameter."""
+
+    @classmethod
+    def defaults(cls, grid: dict[str, list]) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
+        """(task parameters, models) that `run` trains when no --units are given."""
+        return [({}, cls.default_models)]
+
+    def check_model(self, model: str) -> None:
+        """Raise (naming the model and the accepted ones) if this task cannot train it."""
+        from models import registry
+
+        self.layers(registry.parse_model(model))
 
     # what each task defines
     def layers(self, model: tuple[str, str]) -> list[tuple[str, int, int]]:

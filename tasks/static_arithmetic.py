@@ -31,6 +31,14 @@ OPS = {
 }
 POSITIVE_OPS = {"root"}  # undefined for a <= 0
 
+# What `run` trains when no --units are given: per op, the models [NAU] compares.
+DEFAULT_MATRIX = {
+    "add": ("linear", "relu6", "nac", "nalu", "nau"),
+    "sub": ("linear", "nac", "nalu", "nau"),
+    "mul": ("nac-nacmul", "nalu", "nau-nmu"),
+}
+DEFAULT_MODELS = tuple(dict.fromkeys(m for ms in DEFAULT_MATRIX.values() for m in ms))
+
 
 def parse_ranges(value, what: str) -> tuple[tuple[float, float], ...]:
     """(low, high) or a union ((l1, h1), (l2, h2), ...) -> tuple of intervals."""
@@ -71,6 +79,13 @@ class StaticArithmetic(Task):
         "eval_size": 10_000,
         "eps": 1e-5,
     }
+    default_models = DEFAULT_MODELS
+
+    @classmethod
+    def defaults(cls, grid):
+        """Per op (--ops, default add,sub,mul), the models [NAU] compares on it."""
+        return [({"op": op}, DEFAULT_MATRIX.get(op, DEFAULT_MODELS))
+                for op in grid.get("op", DEFAULT_MATRIX)]
 
     def validate(self) -> None:
         p = self.params
