@@ -100,7 +100,7 @@ def expand(task_names: list[str], models: list[str] | None, frameworks: list[str
         cls = tasks.get(name)
         b = budget.for_task(cls)
         grid = {k: v for k, v in task_grid.items() if k in cls.parameters}
-        plan = ([({}, tuple(models))] if models is not None else cls.defaults(grid))
+        plan = ([({}, tuple(models))] if models is not None else cls.defaults(grid, b.name))
         for fixed, task_models in plan:
             sub = {**grid, **{k: [v] for k, v in fixed.items()}}
             keys = list(sub)

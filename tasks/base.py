@@ -50,8 +50,9 @@ class Task:
         """Raise TaskError on a bad parameter."""
 
     @classmethod
-    def defaults(cls, grid: dict[str, list]) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
-        """(task parameters, models) that `run` trains when no --units are given."""
+    def defaults(cls, grid: dict[str, list], budget: str) -> list[tuple[dict[str, Any],
+                                                                         tuple[str, ...]]]:
+        """(task parameters, models) that `run` trains at a budget when no --units are given."""
         return [({}, cls.default_models)]
 
     def check_model(self, model: str) -> None:

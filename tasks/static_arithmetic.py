@@ -82,7 +82,7 @@ class StaticArithmetic(Task):
     default_models = DEFAULT_MODELS
 
     @classmethod
-    def defaults(cls, grid):
+    def defaults(cls, grid, budget):
         """Per op (--ops, default add,sub,mul), the models [NAU] compares on it."""
         return [({"op": op}, DEFAULT_MATRIX.get(op, DEFAULT_MODELS))
                 for op in grid.get("op", DEFAULT_MATRIX)]
