@@ -1,0 +1,273 @@
+"""Where the digit images come from: MNIST files on this machine, else scikit-learn's digits.
+
+1. MNIST, when it is on the machine (nothing is ever downloaded). Looked for, in order:
+   - the directory (or ``.npz`` file) named by ``--mnist-dir`` / the environment variable
+     ``ARITHBENCH_MNIST``; a directory holds the four IDX files (``train-images-idx3-ubyte``,
+     ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``,
+     each plain or ``.gz``, ``-idx`` or ``.idx`` spelling) or ``mnist.npz``;
+   - Keras' cache ``~/.keras/datasets/mnist.npz``;
+   - torchvision's layout ``<root>/MNIST/raw/`` (the IDX files) under the roots in
+     ``TORCHVISION_ROOTS``: ``./data``, ``~/data``, ``$TORCH_HOME/datasets`` and
+     ``~/.cache/torch/datasets``.
+   ``.npz`` files are read with ``allow_pickle=False``: nothing is ever unpickled.
+2. Otherwise the 1,797 8x8 handwritten digits that scikit-learn ships
+   (``sklearn.datasets.load_digits``), split 70/30 stratified by class with a fixed seed
+   into 1,257 train and 540 test images, so the tasks run on a fresh machine.
+
+A bad file (wrong magic number, truncated or oversized data, label count different from
+image count, wrong image shape, labels outside 0-9, a corrupt archive) raises
+`DigitsError` naming the file: nothing is trained on it, and a broken file found
+automatically is not silently skipped either (``source=sklearn`` ignores MNIST).
+Images are float32 in [0, 1], shaped (N, side, side); labels int64 in 0..9.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zipfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from tasks.base import TaskError
+
+ENV = "ARITHBENCH_MNIST"
+SOURCES = ("auto", "mnist", "sklearn")
+MNIST_SIDE = 28
+SKLEARN_SIDE = 8
+SPLIT_SEED = 20260103  # the fixed train/test split of scikit-learn's digits
+SKLEARN_TEST_FRACTION = 0.3
+IDX_FILES = {  # part -> (file stem, magic number, dimensions)
+    "train_images": ("train-images", 2051, 3),
+    "train_labels": ("train-labels", 2049, 1),
+    "test_images": ("t10k-images", 2051, 3),
+    "test_labels": ("t10k-labels", 2049, 1),
+}
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def torchvision_roots() -> tuple[Path, ...]:
+    """Where torchvision's ``MNIST(root=...)`` usually keeps its files."""
+    torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+    return (Path("data"), Path.home() / "data", torch_home / "datasets",
+            Path.home() / ".cache" / "torch" / "datasets")
+
+
+TORCHVISION_ROOTS = torchvision_roots()
+KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
+
+
+class DigitsError(TaskError):
+    """An unusable digits file or directory; the message names it and what was expected."""
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Train and test images (float32 in [0, 1], (N, side, side)) and labels (int64)."""
+
+    source: str  # "mnist" or "sklearn"
+    location: str  # the file or directory read, or "sklearn.datasets.load_digits"
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+    @property
+    def side(self) -> int:
+        return int(self.train_images.shape[-1])
+
+    def describe(self) -> dict:
+        """What every record carries about its images."""
+        return {"digits_source": self.source, "digits_location": self.location,
+                "digits_side": self.side, "digits_train": int(len(self.train_labels)),
+                "digits_test": int(len(self.test_labels))}
+
+    def text(self) -> str:
+        """One line for a report: "MNIST (28x28) from DIR: 60,000 train / 10,000 test"."""
+        name = "MNIST" if self.source == "mnist" else "scikit-learn digits"
+        return (f"{name} ({self.side}x{self.side}) from {self.location}: "
+                f"{len(self.train_labels):,} train / {len(self.test_labels):,} test images")
+
+
+# ---------------------------------------------------------------- IDX files
+def _open_bytes(path: Path) -> bytes:
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise DigitsError(f"cannot read MNIST file {path}: {err}") from None
+
+
+def read_idx(path: str | os.PathLike, magic: int, ndim: int) -> np.ndarray:
+    """One IDX file (unsigned bytes), checked: magic number, dimensions, exact length."""
+    path = Path(path)
+    data = _open_bytes(path)
+    if len(data) < 4 + 4 * ndim:
+        raise DigitsError(f"bad MNIST file {path}: {len(data)} bytes, shorter than its header")
+    (found,) = struct.unpack(">i", data[:4])
+    if found != magic:
+        raise DigitsError(f"bad MNIST file {path}: magic number {found}, expected {magic} "
+                          f"(IDX unsigned bytes, {ndim} dimension(s))")
+    shape = struct.unpack(f">{ndim}i", data[4:4 + 4 * ndim])
+    body = data[4 + 4 * ndim:]
+    size = int(np.prod(shape, dtype=np.int64))
+    if len(body) != size:
+        what = "truncated" if len(body) < size else "longer than its header says"
+        raise DigitsError(f"bad MNIST file {path}: {what} ({len(body)} data bytes, header "
+                          f"{'x'.join(map(str, shape))} = {size})")
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def idx_paths(directory: Path) -> dict[str, Path | None]:
+    """The four IDX files of a directory (plain or gz, -idx or .idx); None where missing."""
+    out: dict[str, Path | None] = {}
+    for part, (stem, _, ndim) in IDX_FILES.items():
+        kind = f"idx{ndim}-ubyte"
+        names = [f"{stem}{sep}{kind}{gz}" for sep in ("-", ".") for gz in ("", ".gz")]
+        out[part] = next((directory / n for n in names if (directory / n).is_file()), None)
+    return out
+
+
+def _load_idx_dir(directory: Path) -> dict[str, tuple[Path, np.ndarray]]:
+    paths = idx_paths(directory)
+    return {part: (path, read_idx(path, *IDX_FILES[part][1:])) for part, path in paths.items()}
+
+
+# ---------------------------------------------------------------- npz files
+def _load_npz(path: Path) -> dict[str, tuple[Path, np.ndarray]]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in NPZ_KEYS if k not in npz.files]
+            if missing:
+                raise DigitsError(f"bad MNIST file {path}: missing array(s) {missing}; "
+                                  f"expected {', '.join(NPZ_KEYS)}")
+            arrays = {k: npz[k] for k in NPZ_KEYS}
+    except DigitsError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DigitsError(f"bad MNIST file {path}: {err}") from None
+    parts = dict(zip(IDX_FILES, NPZ_KEYS))
+    return {part: (path, arrays[key]) for part, key in parts.items()}
+
+
+# ---------------------------------------------------------------- checks
+def _checked(parts: dict[str, tuple[Path, np.ndarray]], location: str) -> Digits:
+    """Shapes, dtypes, label range and counts; raw uint8 -> float32 in [0, 1]."""
+    out = {}
+    for split in ("train", "test"):
+        (ipath, images), (lpath, labels) = parts[f"{split}_images"], parts[f"{split}_labels"]
+        if images.ndim != 3 or images.shape[1:] != (MNIST_SIDE, MNIST_SIDE):
+            raise DigitsError(f"bad MNIST file {ipath}: {split} images shaped {images.shape}, "
+                              f"expected (N, {MNIST_SIDE}, {MNIST_SIDE})")
+        if labels.ndim != 1:
+            raise DigitsError(f"bad MNIST file {lpath}: {split} labels shaped {labels.shape}, "
+                              f"expected (N,)")
+        if len(labels) != len(images):
+            raise DigitsError(f"bad MNIST file {lpath}: {len(labels)} {split} labels for "
+                              f"{len(images)} images in {ipath}")
+        if len(images) == 0:
+            raise DigitsError(f"bad MNIST file {ipath}: no {split} images")
+        if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype,
+                                                                          np.floating)):
+            raise DigitsError(f"bad MNIST file {ipath}: {split} images of type {images.dtype}")
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
+            raise DigitsError(f"bad MNIST file {lpath}: {split} labels must be integers in 0..9")
+        scale = 255.0 if np.issubdtype(images.dtype, np.integer) or images.max() > 1 else 1.0
+        img = images.astype(np.float32) / np.float32(scale)
+        if not np.isfinite(img).all() or img.min() < 0 or img.max() > 1:
+            raise DigitsError(f"bad MNIST file {ipath}: pixel values outside 0..255")
+        out[f"{split}_images"], out[f"{split}_labels"] = img, labels.astype(np.int64)
+    return _frozen(Digits("mnist", location, **out))
+
+
+def _frozen(d: Digits) -> Digits:
+    for a in (d.train_images, d.train_labels, d.test_images, d.test_labels):
+        a.setflags(write=False)
+    return d
+
+
+# ---------------------------------------------------------------- finding and loading
+def find_mnist(configured: str | os.PathLike | None = None) -> Path | None:
+    """The MNIST file or directory to read: the configured one (argument, else $ARITHBENCH_MNIST),
+    else the first usual cache holding it; None when there is none.
+
+    A configured path that does not hold MNIST is an error, not a silent fallback."""
+    configured = configured or os.environ.get(ENV) or None
+    if configured:
+        path = Path(configured).expanduser()
+        if path.is_file():
+            if path.suffix != ".npz":
+                raise DigitsError(f"MNIST path {path} is a file but not an .npz; give the "
+                                  f"directory holding the four IDX files or mnist.npz")
+            return path
+        if not path.is_dir():
+            raise DigitsError(f"MNIST directory {path} does not exist")
+        found = idx_paths(path)
+        if all(found.values()):
+            return path
+        if (path / "mnist.npz").is_file():
+            return path / "mnist.npz"
+        if any(found.values()):
+            missing = [IDX_FILES[p][0] for p, f in found.items() if f is None]
+            raise DigitsError(f"MNIST directory {path} lacks the IDX file(s) of {missing} "
+                              f"(plain or .gz)")
+        raise DigitsError(f"no MNIST in {path}: expected the four IDX files "
+                          f"(train-images-idx3-ubyte[.gz], ...) or mnist.npz")
+    if KERAS_CACHE.is_file():
+        return KERAS_CACHE
+    for root in TORCHVISION_ROOTS:
+        raw = root.expanduser() / "MNIST" / "raw"
+        if raw.is_dir() and all(idx_paths(raw).values()):
+            return raw
+    return None
+
+
+def load_mnist(path: str | os.PathLike) -> Digits:
+    """MNIST from an .npz file or a directory of IDX files, checked (see `find_mnist`)."""
+    path = Path(path)
+    stat = path.stat()
+    return _load_mnist_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _load_mnist_cached(path: str, mtime: int, size: int) -> Digits:
+    p = Path(path)
+    parts = _load_npz(p) if p.is_file() else _load_idx_dir(p)
+    return _checked(parts, str(p))
+
+
+@cache
+def load_sklearn() -> Digits:
+    """scikit-learn's 1,797 8x8 digits, a fixed stratified 70/30 train/test split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = (bunch.images / 16.0).astype(np.float32)  # pixel values 0..16
+    labels = bunch.target.astype(np.int64)
+    train, test = train_test_split(np.arange(len(labels)), test_size=SKLEARN_TEST_FRACTION,
+                                   stratify=labels, random_state=SPLIT_SEED)
+    train, test = np.sort(train), np.sort(test)
+    return _frozen(Digits("sklearn", "sklearn.datasets.load_digits", images[train],
+                          labels[train], images[test], labels[test]))
+
+
+def load(source: str = "auto", mnist_dir: str | os.PathLike | None = None) -> Digits:
+    """The digits to use: ``auto`` (MNIST if found, else scikit-learn's), ``mnist`` (MNIST or an
+    error saying where it was looked for) or ``sklearn``."""
+    if source not in SOURCES:
+        raise DigitsError(f"unknown digits source {source!r}; known: {', '.join(SOURCES)}")
+    if source != "sklearn":
+        path = find_mnist(mnist_dir)
+        if path is not None:
+            return load_mnist(path)
+        if source == "mnist":
+            roots = ", ".join(str(r / "MNIST" / "raw") for r in TORCHVISION_ROOTS)
+            raise DigitsError(f"no MNIST found: set --mnist-dir or ${ENV}, or put mnist.npz "
+                              f"in {KERAS_CACHE.parent} or the IDX files in one of {roots}")
+    return load_sklearn()
