@@ -170,3 +170,153 @@ def sparsity_error(unit: str, params: dict[str, np.ndarray]) -> np.ndarray:
     """[NAU]'s sparsity error ``max_W min(|W|, |1 - |W||)``, per replica."""
     a = np.abs(UNITS[unit].weights(params))
     return np.minimum(a, np.abs(1.0 - a)).max(axis=(-2, -1))
+
+
+# ---------------------------------------------------------------------------
+# Recurrent cells
+# ---------------------------------------------------------------------------
+# A cell maps (x_t, state) -> (h_t, state); ``state`` is a tuple of arrays, (h,) or
+# (h, c) for the LSTM, zeros at t = 0. Inputs are (B, n_in) or (R, B, n_in) and every
+# parameter may carry a leading replica axis, as for the units. Gate order and biases
+# follow PyTorch's nn.LSTM / nn.GRU / nn.RNN (one LSTM/RNN bias: torch's two biases only
+# ever appear as a sum there). Initialisation of the classic cells is PyTorch's default,
+# every weight and bias U(-1/sqrt(H), 1/sqrt(H)); an arithmetic unit used as a cell,
+# h_t = unit([x_t, h_{t-1}]), keeps the unit's own parameters and initialisation with
+# n_in + H inputs and H outputs.
+
+
+def _split(z, k):
+    return np.split(z, k, axis=-1)
+
+
+def _lstm(p, x, state):
+    h, c = state
+    i, f, g, o = _split(_mm(x, p["W"]) + _mm(h, p["U"]) + _bias(p["b"]), 4)
+    c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+    h = _sigmoid(o) * np.tanh(c)
+    return h, (h, c)
+
+
+def _gru(p, x, state):
+    (h,) = state
+    xr, xz, xn = _split(_mm(x, p["W"]) + _bias(p["b"]), 3)
+    hr, hz, hn = _split(_mm(h, p["U"]) + _bias(p["b_h"]), 3)
+    r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
+    h = (1.0 - z) * np.tanh(xn + r * hn) + z * h
+    return h, (h,)
+
+
+def _rnn(activation):
+    def step(p, x, state):
+        h = activation(_mm(x, p["W"]) + _mm(state[0], p["U"]) + _bias(p["b"]))
+        return h, (h,)
+    return step
+
+
+def _unit_cell(unit):
+    def step(p, x, state):
+        (h,) = state
+        x = np.broadcast_to(x, (*h.shape[:-1], x.shape[-1]))  # a shared input meets R states
+        h = UNITS[unit].forward(p, np.concatenate([x, h], axis=-1))
+        return h, (h,)
+    return step
+
+
+def _init_gated(gates, names):
+    def init(rng, n_in, hidden):
+        k = 1.0 / np.sqrt(hidden)
+        shapes = {"W": (n_in, gates * hidden), "U": (hidden, gates * hidden),
+                  "b": (gates * hidden,), "b_h": (gates * hidden,)}
+        return {name: rng.uniform(-k, k, size=shapes[name]) for name in names}
+    return init
+
+
+def _init_unit_cell(unit):
+    return lambda rng, n_in, hidden: UNITS[unit].init(rng, n_in + hidden, hidden)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """What every framework must reproduce for one recurrent cell."""
+
+    name: str
+    title: str
+    params: tuple[str, ...]
+    init: Callable  # (rng, n_in, hidden) -> params of one replica
+    step: Callable  # (params, x, state) -> (h, state)
+    formula: str
+    source: str
+    gates: int = 1  # hidden = the recurrent weight's last axis / gates
+    unit: str | None = None  # the arithmetic unit applied to [x_t, h_{t-1}], if any
+    n_state: int = 1  # arrays in the state tuple
+
+
+CELLS: dict[str, CellSpec] = {}
+
+
+def _register_cell(spec: CellSpec) -> None:
+    if spec.name in CELLS:
+        raise ValueError(f"cell {spec.name!r} is already registered")
+    CELLS[spec.name] = spec
+
+
+for _cell in (
+    CellSpec("lstm", "LSTM", ("W", "U", "b"), _init_gated(4, ("W", "U", "b")), _lstm,
+             "i,f,g,o = x W + h U + b; c' = s(f) c + s(i) tanh(g); h' = s(o) tanh(c')",
+             "Hochreiter & Schmidhuber 1997; gate order of torch.nn.LSTM", gates=4, n_state=2),
+    CellSpec("gru", "GRU", ("W", "U", "b", "b_h"), _init_gated(3, ("W", "U", "b", "b_h")),
+             _gru, "r,z = s(x W + b + h U + b_h); n = tanh(x W_n + b_n + r (h U_n + b_hn)); "
+             "h' = (1 - z) n + z h", "Cho et al. 2014; torch.nn.GRU", gates=3),
+    CellSpec("rnn_tanh", "RNN (tanh)", ("W", "U", "b"), _init_gated(1, ("W", "U", "b")),
+             _rnn(np.tanh), "h' = tanh(x W + h U + b)", "Elman 1990; torch.nn.RNN"),
+    CellSpec("rnn_relu", "RNN (ReLU)", ("W", "U", "b"), _init_gated(1, ("W", "U", "b")),
+             _rnn(lambda z: np.maximum(z, 0.0)), "h' = max(x W + h U + b, 0)",
+             "torch.nn.RNN(nonlinearity='relu'); [NAU]'s recurrent baseline"),
+    *(CellSpec(unit, f"{UNITS[unit].title} cell", UNITS[unit].params, _init_unit_cell(unit),
+               _unit_cell(unit), f"h' = {UNITS[unit].title}([x, h])",
+               "[NALU] section 4 (NAC/NALU as recurrent cores); [NAU] recurrent task",
+               unit=unit) for unit in ("nac", "nalu", "nau", "nmu")),
+):
+    _register_cell(_cell)
+
+
+def cell_init(name: str, n_in: int, hidden: int,
+              rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Initial parameters of one replica of a cell, float64."""
+    return CELLS[name].init(rng, n_in, hidden)
+
+
+def cell_hidden(name: str, params: dict[str, np.ndarray]) -> int:
+    spec = CELLS[name]
+    return params[spec.params[0]].shape[-1] // spec.gates
+
+
+def cell_zero_state(name: str, params: dict[str, np.ndarray], batch: int) -> tuple:
+    """Zeros shaped (R, B, H) when params carry a replica axis, else (B, H)."""
+    spec = CELLS[name]
+    first = params[spec.params[0]]
+    lead = first.shape[:-2]
+    return tuple(np.zeros((*lead, batch, cell_hidden(name, params)))
+                 for _ in range(spec.n_state))
+
+
+def cell_step(name: str, params: dict[str, np.ndarray], x: np.ndarray, state: tuple):
+    """One step: (h_t, state_t) from x_t and state_{t-1}."""
+    return CELLS[name].step(params, np.asarray(x, dtype=np.float64), state)
+
+
+def cell_run(name: str, params: dict[str, np.ndarray], xs: np.ndarray) -> np.ndarray:
+    """The last h of a sequence xs shaped (..., B, T, n_in), from the zero state."""
+    xs = np.asarray(xs, dtype=np.float64)
+    state = cell_zero_state(name, params, xs.shape[-3])
+    if xs.ndim == 4:  # per-replica inputs
+        state = tuple(np.broadcast_to(s, (xs.shape[0], *s.shape[-2:])) for s in state)
+    h = state[0]
+    for t in range(xs.shape[-2]):
+        h, state = cell_step(name, params, xs[..., t, :], state)
+    return h
+
+
+def cell_regulariser(name: str, params: dict[str, np.ndarray]) -> np.ndarray | float:
+    unit = CELLS[name].unit
+    return regulariser(unit, params) if unit else 0.0

@@ -15,6 +15,7 @@ from models import reference
 
 FRAMEWORKS = {"torch": "torch", "tf": "tensorflow"}  # our name -> the package it needs
 UNIT_NAMES = tuple(reference.UNITS)
+CELL_NAMES = tuple(reference.CELLS)  # recurrent cells (reference.py, "Recurrent cells")
 
 
 class UnknownName(ValueError):
@@ -85,3 +86,20 @@ def build(unit: str, framework: str, n_in: int, n_out: int, *, seed=0, replicas=
         if replicas is None:
             params = {k: v[0] for k, v in params.items()}
     return framework_module(framework, "units").make(unit, params)
+
+
+def check_cell(cell: str) -> str:
+    """A registered recurrent cell; a feed-forward-only unit is refused with the reason."""
+    if cell in reference.CELLS:
+        return cell
+    if cell in reference.UNITS:
+        raise UnknownName(f"unit {cell!r} is feed-forward only and cannot be a recurrent cell; "
+                          f"known cells: {', '.join(CELL_NAMES)}")
+    raise UnknownName(f"unknown cell {cell!r}; known cells: {', '.join(CELL_NAMES)}")
+
+
+def init_cell_params(cell: str, n_in: int, hidden: int, seeds) -> dict[str, np.ndarray]:
+    """Reference initialisation of a cell for each seed, stacked on a leading replica axis."""
+    per_seed = [reference.cell_init(check_cell(cell), n_in, hidden, np.random.default_rng(s))
+                for s in seeds]
+    return {k: np.stack([p[k] for p in per_seed]) for k in per_seed[0]}
