@@ -1,8 +1,4 @@
-"""The units in PyTorch, same names, shapes and math as `models/reference.py`.
-
-Parameters may carry a leading replica axis; every op broadcasts over it, so R
-seeds run as one batched program.
-"""
+"""What every PyTorch unit shares: the `Unit` base class and the replica-aware matmul."""
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +34,8 @@ class Unit(nn.Module):
             getattr(self, k).copy_(torch.as_tensor(np.asarray(params[k]), dtype=torch.float32))
 
     def regulariser(self) -> torch.Tensor | None:
-        """Per-replica sparsity regulariser, or None for units without one."""
+        """Per-replica regulariser, or None for units without one. The default is [NAU]'s
+        sparsity regulariser on ``weight()``; a unit with its own penalty overrides this."""
         if not self.spec.regularised:
             return None
         a = self.weight().abs()
@@ -71,86 +68,3 @@ def _bias(b):
 
 def nac_weight(unit):
     return torch.tanh(unit.W_hat) * torch.sigmoid(unit.M_hat)
-
-
-class Linear(Unit):
-    name = "linear"
-
-    def weight(self):
-        return self.W
-
-    def forward(self, x):
-        return _mm(x, self.W) + _bias(self.b)
-
-
-class ReLU(Linear):
-    name = "relu"
-
-    def forward(self, x):
-        return torch.relu(super().forward(x))
-
-
-class ReLU6(Linear):
-    name = "relu6"
-
-    def forward(self, x):
-        return torch.clamp(super().forward(x), 0.0, 6.0)
-
-
-class NAC(Unit):
-    """NAC+: W is rebuilt from W_hat, M_hat on every forward pass."""
-
-    name = "nac"
-
-    def weight(self):
-        return nac_weight(self)
-
-    def forward(self, x):
-        return _mm(x, nac_weight(self))
-
-
-class NACMul(NAC):
-    name = "nacmul"
-
-    def forward(self, x):
-        return torch.exp(_mm(torch.log(x.abs() + EPS), nac_weight(self)))
-
-
-class NALU(NAC):
-    """The paper's NALU: one NAC weight shared by the additive and multiplicative paths."""
-
-    name = "nalu"
-
-    def forward(self, x):
-        w = nac_weight(self)
-        g = torch.sigmoid(_mm(x, self.G))
-        m = torch.exp(_mm(torch.log(x.abs() + EPS), w))
-        return g * _mm(x, w) + (1 - g) * m
-
-
-class NAU(Unit):
-    name = "nau"
-
-    def weight(self):
-        return torch.clamp(self.W, -1.0, 1.0)
-
-    def forward(self, x):
-        return _mm(x, self.weight())
-
-
-class NMU(Unit):
-    name = "nmu"
-
-    def weight(self):
-        return torch.clamp(self.W, 0.0, 1.0)
-
-    def forward(self, x):
-        w = self.weight().unsqueeze(-3)
-        return torch.prod(x.unsqueeze(-1) * w + 1 - w, dim=-2)
-
-
-CLASSES = {cls.name: cls for cls in (Linear, ReLU, ReLU6, NAC, NACMul, NALU, NAU, NMU)}
-
-
-def make(unit: str, params: dict[str, np.ndarray]) -> Unit:
-    return CLASSES[unit](params)

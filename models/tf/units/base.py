@@ -1,7 +1,6 @@
-"""The units in TensorFlow / Keras 3, same names, shapes and math as `models/reference.py`.
+"""What every TensorFlow / Keras 3 unit shares: the `Unit` base class and helpers.
 
-Parameters may carry a leading replica axis; every op broadcasts over it, so R
-seeds run as one batched program (tf.matmul broadcasts (B, n_in) against (R, n_in, n_out)).
+tf.matmul broadcasts a shared (B, n_in) against replicated (R, n_in, n_out) weights.
 """
 from __future__ import annotations
 
@@ -50,7 +49,8 @@ class Unit(keras.layers.Layer):
             getattr(self, k).assign(np.asarray(params[k], dtype=np.float32))
 
     def regulariser(self) -> tf.Tensor | None:
-        """Per-replica sparsity regulariser, or None for units without one."""
+        """Per-replica regulariser, or None for units without one. The default is [NAU]'s
+        sparsity regulariser on ``weight()``; a unit with its own penalty overrides this."""
         if not self.spec.regularised:
             return None
         a = tf.abs(self.weight())
@@ -70,86 +70,3 @@ def _bias(b):
 
 def nac_weight(unit):
     return tf.tanh(unit.W_hat) * tf.sigmoid(unit.M_hat)
-
-
-class Linear(Unit):
-    name = "linear"
-
-    def weight(self):
-        return tf.convert_to_tensor(self.W)
-
-    def call(self, x):
-        return tf.matmul(x, self.W) + _bias(self.b)
-
-
-class ReLU(Linear):
-    name = "relu"
-
-    def call(self, x):
-        return tf.nn.relu(super().call(x))
-
-
-class ReLU6(Linear):
-    name = "relu6"
-
-    def call(self, x):
-        return tf.clip_by_value(super().call(x), 0.0, 6.0)
-
-
-class NAC(Unit):
-    """NAC+: W is rebuilt from W_hat, M_hat on every forward pass."""
-
-    name = "nac"
-
-    def weight(self):
-        return nac_weight(self)
-
-    def call(self, x):
-        return tf.matmul(x, nac_weight(self))
-
-
-class NACMul(NAC):
-    name = "nacmul"
-
-    def call(self, x):
-        return tf.exp(tf.matmul(tf.math.log(tf.abs(x) + EPS), nac_weight(self)))
-
-
-class NALU(NAC):
-    """The paper's NALU: one NAC weight shared by the additive and multiplicative paths."""
-
-    name = "nalu"
-
-    def call(self, x):
-        w = nac_weight(self)
-        g = tf.sigmoid(tf.matmul(x, self.G))
-        m = tf.exp(tf.matmul(tf.math.log(tf.abs(x) + EPS), w))
-        return g * tf.matmul(x, w) + (1.0 - g) * m
-
-
-class NAU(Unit):
-    name = "nau"
-
-    def weight(self):
-        return tf.clip_by_value(self.W, -1.0, 1.0)
-
-    def call(self, x):
-        return tf.matmul(x, self.weight())
-
-
-class NMU(Unit):
-    name = "nmu"
-
-    def weight(self):
-        return tf.clip_by_value(self.W, 0.0, 1.0)
-
-    def call(self, x):
-        w = tf.expand_dims(self.weight(), -3)
-        return tf.reduce_prod(tf.expand_dims(x, -1) * w + 1.0 - w, axis=-2)
-
-
-CLASSES = {cls.name: cls for cls in (Linear, ReLU, ReLU6, NAC, NACMul, NALU, NAU, NMU)}
-
-
-def make(unit: str, params: dict[str, np.ndarray]) -> Unit:
-    return CLASSES[unit](params)
