@@ -14,6 +14,27 @@ Formulas (sources: [NALU] Trask et al. 2018, [NAU] Madsen & Johansen 2020):
 - nau: ``y = x clip(W, -1, 1)``, regulariser ``mean(min(|W|, 1 - |W|))`` [NAU].
 - nmu: ``y_j = prod_i (W_ij x_i + 1 - W_ij)``, ``W`` clipped to [0, 1], same
   regulariser [NAU].
+
+Units compared in [Primer] (Mistry, Hare, Gerding 2022), defined further down:
+- nalu_sep: NALU with separate NAC weights for the two paths, ``W_a`` (from W_hat_a,
+  M_hat_a) and ``W_m`` (W_hat_m, M_hat_m); gate ``sigmoid(x G)`` as NALU. Not the
+  paper's NALU, hence its own name.
+- inalu [iNALU] (Schloer, Ring, Hotho 2020): separate weights W_a, W_m; an
+  input-independent gate ``g = sigmoid(g_hat)`` per output;
+  ``m = exp(min(log(max(|x|, 1e-7)) W_m, 20))`` (the log-space sum clipped at omega = 20);
+  sign recovery ``s_j = prod_i (sign(x_i) |W_m,ij| + 1 - |W_m,ij|)``;
+  ``y = g (x W_a) + (1 - g) m s``. Regulariser ``sum_P mean(max(20 - |P|, 0))`` over
+  W_hat_a, M_hat_a, W_hat_m, M_hat_m, g_hat. Not implemented: its re-initialisation of
+  a run whose loss stalls and its gradient clipping (options of the paper's training).
+- npu [NPU] (Heim, Vaclavik, Huesgen 2020): relevance gate ``g = clip(g_hat, 0, 1)``
+  per input, ``r = g (|x| + eps) + 1 - g``, ``k = pi g [x < 0]``;
+  ``y = exp(log(r) W_re - k W_im) * cos(k W_re + log(r) W_im)`` (the real part of the
+  complex power ``prod_i x_i^(W_re + i W_im)``). Regulariser: L1 of every parameter.
+- realnpu [NPU]: ``y = exp(log(r) W_re) * cos(k W_re)`` (W_im = 0), L1 regulariser.
+- gnalu (G-NALU, golden-ratio NALU, as run in [Primer]): NALU with the golden-ratio
+  base ``phi`` in the NAC weight and the gate: ``W = tanh(ln(phi) W_hat) *
+  sigmoid(ln(phi) M_hat)``, ``g = sigmoid(ln(phi) x G)``; the multiplicative path
+  ``phi ** (log(|x| + eps) W / ln(phi))`` equals NALU's ``exp(log(|x| + eps) W)``.
 """
 from __future__ import annotations
 
@@ -124,6 +145,10 @@ class UnitSpec:
     regularised: bool = False
     schedule: tuple[float, float, float] | None = None  # lambda_hat, start, end (paper steps)
     multiplicative: bool = False  # works in log-space or by products: undefined at x = 0
+    # per-replica penalty of the params; None with regularised=True is [NAU]'s sparsity
+    # regulariser on ``weights``
+    penalty: Callable | None = None
+    lr: float | None = None  # the learning rate its paper uses, where it differs (primer)
 
 
 UNITS: dict[str, UnitSpec] = {}
@@ -152,6 +177,146 @@ for _spec in (
     _register(_spec)
 
 
+# ---------------------------------------------------------------------------
+# Units compared in [Primer]: iNALU, NPU, RealNPU, G-NALU, NALU with separate weights
+# ---------------------------------------------------------------------------
+# Sources: [iNALU] Schloer, Ring, Hotho, Front. Artif. Intell. 2020; [NPU] Heim,
+# Vaclavik, Huesgen, NeurIPS 2020 (arXiv:2006.01681); [G-NALU] Rana et al. 2019 as run
+# in [Primer] (golden-ratio base: tanh_phi(z) = tanh(z ln phi), s_phi(z) = s(z ln phi));
+# hyper-parameters as [Primer]'s public code runs them (bmistry4/nalm-benchmark).
+# Every formula is defined for every real input (the eps / max / gate guards below), so
+# no unit is refused for a range containing 0 or negatives: a unit that cannot represent
+# an op there (NAC*, NALU, nalu_sep, gnalu cannot output a negative product) runs and
+# is recorded as a failure.
+
+LN_PHI = float(np.log((1.0 + np.sqrt(5.0)) / 2.0))  # golden ratio phi: phi**z = exp(z ln phi)
+INALU_EPS = 1e-7  # log(max(|x|, eps)) [iNALU]
+INALU_OMEGA = 20.0  # the log-space sum is clipped at omega before exp [iNALU]
+INALU_T = 20.0  # the regulariser pushes |W_hat|, |M_hat|, |g| beyond t [iNALU]
+NPU_EPS = float(np.finfo(np.float32).eps)  # |x| + eps inside the NPU's log [NPU]
+
+
+def _nac_w(w_hat, m_hat, scale=1.0):
+    return np.tanh(scale * w_hat) * _sigmoid(scale * m_hat)
+
+
+def _weights_am(p):
+    """The additive and multiplicative NAC weights side by side: (..., n_in, 2 n_out)."""
+    return np.concatenate([_nac_w(p["W_hat_a"], p["M_hat_a"]),
+                           _nac_w(p["W_hat_m"], p["M_hat_m"])], axis=-1)
+
+
+def _nalu_sep(p, x):
+    g = _sigmoid(_mm(x, p["G"]))
+    a = _mm(x, _nac_w(p["W_hat_a"], p["M_hat_a"]))
+    m = np.exp(_mm(np.log(np.abs(x) + EPS), _nac_w(p["W_hat_m"], p["M_hat_m"])))
+    return g * a + (1 - g) * m
+
+
+def gnalu_weight(p):
+    return _nac_w(p["W_hat"], p["M_hat"], LN_PHI)
+
+
+def _gnalu(p, x):
+    w = gnalu_weight(p)
+    g = _sigmoid(LN_PHI * _mm(x, p["G"]))
+    # [Primer]'s phi ** (z / ln phi) with z = log(|x| + eps) W is exp(z): same as NALU's
+    return g * _mm(x, w) + (1 - g) * np.exp(_mm(np.log(np.abs(x) + EPS), w))
+
+
+def _inalu(p, x):
+    wa, wm = _nac_w(p["W_hat_a"], p["M_hat_a"]), _nac_w(p["W_hat_m"], p["M_hat_m"])
+    a = _mm(x, wa)
+    m = np.exp(np.minimum(_mm(np.log(np.maximum(np.abs(x), INALU_EPS)), wm), INALU_OMEGA))
+    aw = np.abs(wm)[..., None, :, :]
+    sign = np.prod(np.sign(x)[..., :, None] * aw + 1.0 - aw, axis=-2)
+    g = _sigmoid(p["g"])[..., None, :]
+    return g * a + (1 - g) * m * sign
+
+
+def _inalu_penalty(p):
+    """sum over W_hat_a, M_hat_a, W_hat_m, M_hat_m, g of mean(max(t - |w|, 0)), t = 20."""
+    total = 0.0
+    for k in ("W_hat_a", "M_hat_a", "W_hat_m", "M_hat_m", "g"):
+        axes = (-1,) if k == "g" else (-2, -1)
+        total = total + np.maximum(INALU_T - np.abs(p[k]), 0.0).mean(axis=axes)
+    return total
+
+
+def _npu_inputs(p, x):
+    """[NPU]'s relevance gate: r = g (|x| + eps) + 1 - g, k = pi g [x < 0], g clipped to
+    [0, 1]; an irrelevant input (g = 0) becomes the neutral 1."""
+    g = np.clip(p["g"], 0.0, 1.0)[..., None, :]
+    r = g * (np.abs(x) + NPU_EPS) + 1.0 - g
+    return np.log(r), g * np.pi * (x < 0)
+
+
+def _npu(p, x):
+    log_r, k = _npu_inputs(p, x)
+    return (np.exp(_mm(log_r, p["W_re"]) - _mm(k, p["W_im"]))
+            * np.cos(_mm(k, p["W_re"]) + _mm(log_r, p["W_im"])))
+
+
+def _realnpu(p, x):
+    log_r, k = _npu_inputs(p, x)
+    return np.exp(_mm(log_r, p["W_re"])) * np.cos(_mm(k, p["W_re"]))
+
+
+def _l1_penalty(keys):
+    def penalty(p):
+        """L1 norm of every parameter (per replica) [NPU]."""
+        return sum(np.abs(p[k]).sum(axis=(-1,) if k == "g" else (-2, -1)) for k in keys)
+    return penalty
+
+
+def _init_nalu_sep(rng, n_in, n_out):
+    return {"W_hat_a": _xavier(rng, n_in, n_out), "M_hat_a": _xavier(rng, n_in, n_out),
+            "W_hat_m": _xavier(rng, n_in, n_out), "M_hat_m": _xavier(rng, n_in, n_out),
+            "G": _xavier(rng, n_in, n_out)}
+
+
+def _init_inalu(rng, n_in, n_out):
+    # [iNALU]'s public code: W_hat ~ N(0.88, 0.2), M_hat ~ N(0.5, 0.2), g ~ N(0, 0.2)
+    def normal(mean, shape):
+        return rng.normal(mean, 0.2, size=shape)
+    return {"W_hat_a": normal(0.88, (n_in, n_out)), "M_hat_a": normal(0.5, (n_in, n_out)),
+            "W_hat_m": normal(0.88, (n_in, n_out)), "M_hat_m": normal(0.5, (n_in, n_out)),
+            "g": normal(0.0, (n_out,))}
+
+
+def _init_npu(rng, n_in, n_out):
+    # [NPU]: W_re Xavier-uniform, W_im = 0, relevance gate g = 0.5
+    return {"W_re": _xavier(rng, n_in, n_out), "W_im": np.zeros((n_in, n_out)),
+            "g": np.full(n_in, 0.5)}
+
+
+def _init_realnpu(rng, n_in, n_out):
+    return {"W_re": _xavier(rng, n_in, n_out), "g": np.full(n_in, 0.5)}
+
+
+def _npu_weights(p):
+    return np.concatenate([p["W_re"], p["W_im"]], axis=-1)
+
+
+for _spec in (
+    UnitSpec("nalu_sep", "NALU (separate weights)",
+             ("W_hat_a", "M_hat_a", "W_hat_m", "M_hat_m", "G"), _nalu_sep, _init_nalu_sep,
+             _weights_am, multiplicative=True),
+    UnitSpec("inalu", "iNALU", ("W_hat_a", "M_hat_a", "W_hat_m", "M_hat_m", "g"), _inalu,
+             _init_inalu, _weights_am, regularised=True, schedule=(10.0, 1e6, 2e6),
+             multiplicative=True, penalty=_inalu_penalty),
+    UnitSpec("npu", "NPU", ("W_re", "W_im", "g"), _npu, _init_npu, _npu_weights,
+             regularised=True, schedule=(1e-5, 0.0, 5e6), multiplicative=True,
+             penalty=_l1_penalty(("W_re", "W_im", "g")), lr=5e-3),
+    UnitSpec("realnpu", "RealNPU", ("W_re", "g"), _realnpu, _init_realnpu,
+             lambda p: p["W_re"], regularised=True, schedule=(1e-5, 0.0, 5e6),
+             multiplicative=True, penalty=_l1_penalty(("W_re", "g")), lr=5e-3),
+    UnitSpec("gnalu", "G-NALU", ("W_hat", "M_hat", "G"), _gnalu, _init_nalu, gnalu_weight,
+             multiplicative=True),
+):
+    _register(_spec)
+
+
 def init(unit: str, n_in: int, n_out: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Initial parameters of one replica, float64, shaped (n_in, n_out) (b: (n_out,))."""
     return UNITS[unit].init(rng, n_in, n_out)
@@ -163,7 +328,11 @@ def forward(unit: str, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarr
 
 def regulariser(unit: str, params: dict[str, np.ndarray]) -> np.ndarray | float:
     spec = UNITS[unit]
-    return sparsity_regulariser(spec.weights(params)) if spec.regularised else 0.0
+    if not spec.regularised:
+        return 0.0
+    if spec.penalty is not None:
+        return spec.penalty(params)
+    return sparsity_regulariser(spec.weights(params))
 
 
 def sparsity_error(unit: str, params: dict[str, np.ndarray]) -> np.ndarray:

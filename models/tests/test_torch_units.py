@@ -65,8 +65,8 @@ def test_params_round_trip_and_replicas(unit):
     for key in reference.UNITS[unit].params:
         assert params[key].shape[0] == 3
     single = registry.build(unit, "torch", N_IN, N_OUT, seed=6)  # seed 6 == replica 1
-    np.testing.assert_allclose(single.get_params()["W" if "W" in params else "W_hat"],
-                               params["W" if "W" in params else "W_hat"][1], rtol=1e-6)
+    for key, value in single.get_params().items():
+        np.testing.assert_allclose(value, params[key][1], rtol=1e-6, err_msg=key)
     x = torch.tensor(INPUTS["positive"], dtype=torch.float32)
     out = module(x)  # one input set shared by every replica
     np.testing.assert_allclose(out[1].detach().numpy(), single(x).detach().numpy(), rtol=1e-5)

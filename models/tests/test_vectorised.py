@@ -13,7 +13,7 @@ TINY = suite.Budget("tiny", steps=300, eval_interval=100, seeds=4, description="
 # lane in the batched run falls in the scalar tail of the one-seed run), so its replicas
 # are compared over fewer steps; the data and every other op are identical bit for bit.
 SHORT = suite.Budget("short", steps=40, eval_interval=10, seeds=4, description="tests")
-CHAOTIC = {"nalu"}
+CHAOTIC = {"nalu", "nalu_sep", "gnalu"}  # input-dependent gates, as NALU
 PARAMS = {"op": ["add"], "input_size": [10], "eval_size": [500]}
 
 

@@ -70,3 +70,14 @@ def _bias(b):
 
 def nac_weight(unit):
     return tf.tanh(unit.W_hat) * tf.sigmoid(unit.M_hat)
+
+
+def nac_w(w_hat, m_hat, scale: float = 1.0):
+    """tanh(scale w_hat) * sigmoid(scale m_hat): the NAC weight of any pair of parameters."""
+    return tf.tanh(scale * w_hat) * tf.sigmoid(scale * m_hat)
+
+
+def weights_am(unit):
+    """Additive and multiplicative NAC weights side by side (sparsity is measured on both)."""
+    return tf.concat([nac_w(unit.W_hat_a, unit.M_hat_a), nac_w(unit.W_hat_m, unit.M_hat_m)],
+                     axis=-1)
