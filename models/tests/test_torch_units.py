@@ -82,3 +82,14 @@ def test_nac_weight_recomputed_every_forward():
     with torch.no_grad():
         module.W_hat.add_(0.5)
     assert module(x).item() != pytest.approx(before)
+
+
+@pytest.mark.parametrize("unit", list(reference.UNITS))
+def test_regulariser_matches_reference(unit):
+    params = _float32(registry.init_params(unit, N_IN, N_OUT, [0, 1, 2]))
+    reg = registry.build(unit, "torch", N_IN, N_OUT, params=params).regulariser()
+    if reference.UNITS[unit].regularised:
+        np.testing.assert_allclose(reg.detach().numpy(), reference.regulariser(unit, params),
+                                   rtol=1e-5)
+    else:
+        assert reg is None
