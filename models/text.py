@@ -1,0 +1,162 @@
+"""The text-to-number loop, framework-free: embedding -> LSTM -> output unit, R seeds at once.
+
+The network's parameters are made here in numpy (so a seed starts the same weights in
+torch and tf); ``forward`` is their numpy specification, which both frameworks are
+tested against. A framework supplies ``models/<fw>/text.py`` with
+``Trainer(params, unit, lr, device)``: ``train(tokens, lengths, targets, weights, lams)``
+runs len(tokens) Adam steps, ``predict(tokens, lengths) -> (R, N, L)`` the value read
+after every prefix, ``params()``.
+
+Seeds train vectorised: every parameter carries a leading replica axis R, the loss is
+summed over replicas (each replica's gradient is its own) and Adam is elementwise.
+
+The LSTM is this module's ``lstm_step`` (gates i, f, g, o, as torch.nn.LSTM), written in
+each framework with replica-batched matmuls rather than the framework's LSTM layer,
+which has no replica axis. When the cell registry (``models/<fw>/cells.py``) lands, the
+two framework functions named ``lstm_step`` are the one place to swap.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from models import reference, registry
+from models.supervised import TrainConfig, regulariser_weights
+from tasks.base import DATA_STREAM, INIT_STREAM
+
+
+def init_params(task, unit: str, seeds: list[int]) -> dict[str, dict[str, np.ndarray]]:
+    """Embedding, LSTM and output-unit parameters, stacked on a replica axis (float64)."""
+    vocab = len(task.vocabulary) + 1
+    e, h = task.params["embedding_size"], task.params["hidden_size"]
+    emb, lstm = [], []
+    for s in seeds:
+        rng = np.random.default_rng([s, INIT_STREAM, 0])
+        table = rng.normal(0.0, 1.0, size=(vocab, e))
+        table[0] = 0.0  # padding
+        emb.append({"E": table})
+        rng = np.random.default_rng([s, INIT_STREAM, 1])
+        k = 1.0 / np.sqrt(h)  # torch.nn.LSTM's initialisation
+        lstm.append({"W_ih": rng.uniform(-k, k, (e, 4 * h)),
+                     "W_hh": rng.uniform(-k, k, (h, 4 * h)),
+                     "b": rng.uniform(-k, k, 4 * h)})
+    stack = lambda ps: {k: np.stack([p[k] for p in ps]) for k in ps[0]}  # noqa: E731
+    out = registry.init_params(unit, h, 1, [[s, INIT_STREAM, 2] for s in seeds])
+    return {"embedding": stack(emb), "lstm": stack(lstm), "output": out}
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def lstm_step(p, x, h, c):
+    """One LSTM step: x (R, B, n_in), h and c (R, B, H); gates i, f, g, o."""
+    z = x @ p["W_ih"] + h @ p["W_hh"] + p["b"][:, None, :]
+    i, f, g, o = np.split(z, 4, axis=-1)
+    c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+    return _sigmoid(o) * np.tanh(c), c
+
+
+def forward(params, unit: str, tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(R, N, L) values (in units of ``scale``) after each prefix; tokens (N, L) shared
+    or (R, N, L). Past a sequence's end the state is held, so position L-1 reads it all."""
+    emb = params["embedding"]["E"]
+    r = emb.shape[0]
+    tokens = np.broadcast_to(tokens, (r, *tokens.shape[-2:]))
+    lengths = np.broadcast_to(lengths, (r, tokens.shape[1]))
+    x = np.take_along_axis(emb, tokens.reshape(r, -1, 1), axis=1).reshape(
+        *tokens.shape, emb.shape[-1])
+    hidden = params["lstm"]["W_hh"].shape[1]
+    h = c = np.zeros((r, tokens.shape[1], hidden))
+    outs = []
+    for t in range(tokens.shape[2]):
+        h_new, c_new = lstm_step(params["lstm"], x[:, :, t], h, c)
+        live = (t < lengths)[..., None]
+        h, c = np.where(live, h_new, h), np.where(live, c_new, c)
+        outs.append(h)
+    hs = np.stack(outs, axis=2)  # (R, N, L, H)
+    y = reference.forward(unit, params["output"], hs.reshape(r, -1, hidden))
+    return y.reshape(tokens.shape)
+
+
+def loss_weights(task, numbers: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Targets (in units of scale) and loss weights, (len(numbers), L): the final value
+    only, or every prefix that reads as a number (``prefix_loss``); rows sum to 1."""
+    y, mask = task.prefix_targets()
+    y, mask = y[numbers - 1] / task.params["scale"], mask[numbers - 1]
+    if not task.params["prefix_loss"]:
+        mask = np.zeros_like(mask)
+        mask[np.arange(len(numbers)), lengths[numbers - 1] - 1] = True
+    w = mask / mask.sum(axis=1, keepdims=True)
+    return y.astype(np.float32), w.astype(np.float32)
+
+
+def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
+    """Train the seeds of one configuration together; one result per spec."""
+    first = specs[0]
+    unit = first.unit
+    task.check_model(unit)
+    seeds = [s.seed for s in specs]
+    r = len(seeds)
+    tokens, lengths = task.encoded()
+    split = task.split()
+    train = split["train"]
+    targets, weights = loss_weights(task, train, lengths)
+    trainer = registry.framework_module(first.framework, "text").Trainer(
+        init_params(task, unit, seeds), unit, lr=first.lr, device=first.device)
+    cfg = TrainConfig(steps=first.steps, batch_size=first.batch_size, lr=first.lr,
+                      eval_interval=first.eval_interval, schedule_scale=first.schedule_scale)
+    rngs = [np.random.default_rng([s, DATA_STREAM]) for s in seeds]
+    values = np.arange(1, len(lengths) + 1, dtype=np.float64)
+    scale = float(task.params["scale"])
+    eval_steps = np.unique(np.r_[np.arange(0, cfg.steps, cfg.eval_interval), cfg.steps])
+    curve_names = ["validation", "train", "interpolation", "extrapolation"]
+    curves = {n: np.full((r, len(eval_steps)), np.nan) for n in curve_names}
+    best_err = np.full(r, np.inf)
+    best_pred = np.full((r, len(values)), np.nan)
+    best_step = np.zeros(r, dtype=int)
+    diverged_at = np.full(r, -1)
+
+    def evaluate(e: int) -> None:
+        pred = trainer.predict(tokens, lengths)
+        final = pred[:, np.arange(len(lengths)), lengths - 1].astype(np.float64) * scale
+        with np.errstate(all="ignore"):
+            sq = (final - values) ** 2
+        for name in curve_names:
+            idx = split[name] - 1
+            curves[name][:, e] = sq[:, idx].mean(axis=1) if len(idx) else np.nan
+        bad = ~np.isfinite(sq).all(axis=1)
+        diverged_at[bad & (diverged_at < 0)] = eval_steps[e]
+        sel = curves["validation"][:, e]
+        better = np.isfinite(sel) & (sel < best_err) & (diverged_at < 0)
+        best_err[better], best_step[better] = sel[better], eval_steps[e]
+        best_pred[better] = final[better]
+
+    start = time.perf_counter()
+    evaluate(0)
+    step = 0
+    for e, target in enumerate(eval_steps[1:], start=1):
+        n = int(target - step)
+        picks = np.stack([rng.integers(0, len(train), size=(n, cfg.batch_size))
+                          for rng in rngs], axis=1)  # (n, R, B)
+        lams = regulariser_weights([unit], cfg, np.arange(step + 1, step + n + 1))
+        trainer.train(tokens[train[picks] - 1], lengths[train[picks] - 1], targets[picks],
+                      weights[picks], lams)
+        step = int(target)
+        if progress:
+            progress(n * r)
+        evaluate(e)
+    seconds = time.perf_counter() - start
+    out = []
+    for k in range(r):
+        diverged = diverged_at[k] >= 0
+        out.append({
+            "status": "diverged" if diverged else "ok",
+            "reason": f"non-finite error at step {diverged_at[k]}" if diverged else "",
+            "metrics": task.metrics(best_pred[k], diverged, best_step[k]),
+            "curve": {"step": eval_steps.tolist(),
+                      **{n: [None if not np.isfinite(v) else float(v) for v in curves[n][k]]
+                         for n in curve_names}},
+        })
+    return out, seconds
