@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import tasks
 from benchmarks.spec import RunSpec
-from models import registry
+from models import reference, registry
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,18 @@ class Budget:
     description: str
     batch_size: int = 128
     lr: float = 1e-3
+    unit_lr: bool = False  # a unit whose paper trains it at its own lr uses it (UnitSpec.lr)
+    tasks: tuple[str, ...] | None = None  # the tasks it is defined for (None: every task)
+    matrix: bool = False  # Task.defaults' parameter matrix holds when --units are given too
+
+    def lr_for(self, model: str) -> float:
+        """The learning rate of a model at this budget (the last layer's own lr wins)."""
+        if self.unit_lr:
+            own = [reference.UNITS[u].lr for u in registry.parse_model(model)
+                   if reference.UNITS[u].lr is not None]
+            if own:
+                return own[-1]
+        return self.lr
 
     def for_task(self, cls) -> Budget:
         """This budget as the task sets it (``Task.budgets``)."""
@@ -39,6 +51,10 @@ BUDGETS = {
                lr=5e-3),
         Budget("paper", PAPER_STEPS, 1_000, 100, "the published protocol [NAU]: 5e6 steps, "
                "100 seeds"),
+        Budget("primer", 50_000, 1_000, 25, "[Primer]'s single-module benchmark: every "
+               "arithmetic unit on input size 2, nine range pairs, add/sub/mul/div, 25 seeds, "
+               "Adam lr 1e-3 (NPU, RealNPU 5e-3); static_arithmetic only", unit_lr=True,
+               tasks=("static_arithmetic",), matrix=True),
     )
 }
 
@@ -90,17 +106,32 @@ def expand(task_names: list[str], models: list[str] | None, frameworks: list[str
     """Every (task params, model, framework, seed); validates every name first.
 
     ``models=None`` takes each task's defaults (``Task.defaults``); ``seeds=None`` the
-    budget's number of seeds as the task sets it.
+    budget's number of seeds as the task sets it. A budget with ``matrix`` keeps the
+    defaults' task parameters when models are given; one defined for some tasks only
+    (``Budget.tasks``) leaves the others out, and refuses a list with none of them.
     """
     for fw in frameworks:
         registry.check_framework(fw)
     task_grid = task_grid or {}
+    if budget.tasks is not None:
+        for name in task_names:
+            tasks.get(name)
+        task_names = [n for n in task_names if n in budget.tasks]
+        if not task_names:
+            raise SuiteError(f"budget {budget.name!r} is defined for task(s) "
+                             f"{', '.join(budget.tasks)} only")
     specs = []
     for name in task_names:
         cls = tasks.get(name)
         b = budget.for_task(cls)
         grid = {k: v for k, v in task_grid.items() if k in cls.parameters}
-        plan = ([({}, tuple(models))] if models is not None else cls.defaults(grid, b.name))
+        if models is None:
+            plan = cls.defaults(grid, b.name)
+        elif b.matrix:
+            fixed_sets = list({repr(f): f for f, _ in cls.defaults(grid, b.name)}.values())
+            plan = [(fixed, tuple(models)) for fixed in fixed_sets]
+        else:
+            plan = [({}, tuple(models))]
         for fixed, task_models in plan:
             sub = {**grid, **{k: [v] for k, v in fixed.items()}}
             keys = list(sub)
@@ -113,7 +144,7 @@ def expand(task_names: list[str], models: list[str] | None, frameworks: list[str
                         specs.append(RunSpec.make(
                             task.params, task=name, unit=model, framework=fw, seed=seed,
                             budget=b.name, steps=steps or b.steps, batch_size=b.batch_size,
-                            lr=b.lr, eval_interval=b.eval_interval,
+                            lr=b.lr_for(model), eval_interval=b.eval_interval,
                             schedule_scale=b.schedule_scale, common_data=common_data,
                             device=device))
     return specs

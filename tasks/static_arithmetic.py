@@ -39,6 +39,29 @@ DEFAULT_MATRIX = {
 }
 DEFAULT_MODELS = tuple(dict.fromkeys(m for ms in DEFAULT_MATRIX.values() for m in ms))
 
+# [Primer]'s single-module benchmark (`--budget primer`): its nine (interpolation,
+# extrapolation) range pairs, read from its public code (bmistry4/nalm-benchmark,
+# single_module.sh), and per op the arithmetic units that can represent the op, as
+# [Primer] compares them (any unit runs on any op with --units).
+PRIMER_RANGES = (
+    ((-20.0, -10.0), (-40.0, -20.0)),
+    ((-2.0, -1.0), (-6.0, -2.0)),
+    ((-1.2, -1.1), (-6.1, -1.2)),
+    ((-0.2, -0.1), (-2.0, -0.2)),
+    ((-2.0, 2.0), ((-6.0, -2.0), (2.0, 6.0))),
+    ((0.1, 0.2), (0.2, 2.0)),
+    ((1.0, 2.0), (2.0, 6.0)),
+    ((1.1, 1.2), (1.2, 6.0)),
+    ((10.0, 20.0), (20.0, 40.0)),
+)
+_BOTH = ("nalu", "nalu_sep", "inalu", "gnalu")  # units with an additive and a multiplicative path
+PRIMER_MATRIX = {
+    "add": ("nac", "nau", *_BOTH),
+    "sub": ("nac", "nau", *_BOTH),
+    "mul": ("nacmul", "nmu", *_BOTH, "npu", "realnpu"),
+    "div": ("nacmul", *_BOTH, "npu", "realnpu"),
+}
+
 
 def parse_ranges(value, what: str) -> tuple[tuple[float, float], ...]:
     """(low, high) or a union ((l1, h1), (l2, h2), ...) -> tuple of intervals."""
@@ -83,9 +106,46 @@ class StaticArithmetic(Task):
 
     @classmethod
     def defaults(cls, grid, budget):
-        """Per op (--ops, default add,sub,mul), the models [NAU] compares on it."""
+        """Per op (--ops, default add,sub,mul), the models [NAU] compares on it; at the
+        ``primer`` budget, [Primer]'s matrix (`primer_matrix`)."""
+        if budget == "primer":
+            return cls.primer_matrix(grid)
         return [({"op": op}, DEFAULT_MATRIX.get(op, DEFAULT_MODELS))
                 for op in grid.get("op", DEFAULT_MATRIX)]
+
+    @classmethod
+    def primer_matrix(cls, grid):
+        """Input size 2, per op (default add,sub,mul,div) and range pair of PRIMER_RANGES,
+        the units of PRIMER_MATRIX. ``--param interpolation_range=...`` keeps the pairs with
+        that interpolation range; ``--param extrapolation_range=...`` replaces theirs."""
+        pairs = PRIMER_RANGES
+        if "interpolation_range" in grid:
+            wanted = [parse_ranges(v, "interpolation_range") for v in grid["interpolation_range"]]
+            pairs = [p for p in PRIMER_RANGES if parse_ranges(p[0], "") in wanted]
+            if not pairs:
+                known = "; ".join(f"{lo:g},{hi:g}" for (lo, hi), _ in PRIMER_RANGES)
+                raise TaskError(f"interpolation_range {grid['interpolation_range'][0]!r} is "
+                                f"not one of [Primer]'s nine: {known}")
+        out = []
+        for op in grid.get("op", tuple(PRIMER_MATRIX)):
+            for interpolation, extrapolation in pairs:
+                fixed = {"op": op, "input_size": 2, "interpolation_range": interpolation}
+                if "extrapolation_range" not in grid:
+                    fixed["extrapolation_range"] = extrapolation
+                out.append((fixed, PRIMER_MATRIX.get(op, tuple(dict.fromkeys(
+                    u for us in PRIMER_MATRIX.values() for u in us)))))
+        return out
+
+    def check_model(self, model: str) -> None:
+        """The single-module variant trains one unit: a two-layer model is refused there
+        rather than silently trained as its second layer."""
+        from models import registry
+
+        first, second = registry.parse_model(model)
+        if self.single_module and first != second:
+            raise TaskError(f"model {model!r} has two layers but input_size=2 is the [Primer] "
+                            f"single-module variant, which trains one unit; use {second!r} "
+                            f"(or {first!r})")
 
     def validate(self) -> None:
         p = self.params
