@@ -98,6 +98,8 @@ def cmd_run(args) -> int:
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"bad --steps {args.steps}; expected a positive integer")
     _check_device(args.device)
+    if args.mnist_dir is not None:
+        tasks.digits.use_mnist_dir(args.mnist_dir)
     if args.max_replicas < 1:
         raise UsageError(f"bad --max-replicas {args.max_replicas}; expected a positive integer")
     executor = executors.get(args.executor, workers=args.workers, scheduler=args.scheduler)
@@ -242,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-replicas", type=int, default=256,
                      help="most seeds trained together in one program (default: 256)")
     run.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU exists")
+    run.add_argument("--mnist-dir", metavar="DIR", help="MNIST for the digit tasks: the four "
+                     "IDX files (plain or .gz) or mnist.npz (sets $ARITHBENCH_MNIST; default: "
+                     "that variable, the usual caches, else scikit-learn's 8x8 digits)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     tp = sub.add_parser("throughput", help="measure training throughput on the static protocol",

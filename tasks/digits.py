@@ -271,3 +271,12 @@ def load(source: str = "auto", mnist_dir: str | os.PathLike | None = None) -> Di
             raise DigitsError(f"no MNIST found: set --mnist-dir or ${ENV}, or put mnist.npz "
                               f"in {KERAS_CACHE.parent} or the IDX files in one of {roots}")
     return load_sklearn()
+
+
+def use_mnist_dir(path: str | os.PathLike) -> Path:
+    """``--mnist-dir``: check the path holds MNIST and export it as $ARITHBENCH_MNIST, so the
+    worker processes started after this (process pool, local Dask cluster) read it too."""
+    path = Path(path).expanduser().resolve()
+    find_mnist(path)  # raises DigitsError when it holds no MNIST
+    os.environ[ENV] = str(path)
+    return path

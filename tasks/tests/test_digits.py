@@ -195,3 +195,18 @@ def test_sklearn_split_sizes_disjoint_deterministic():
 def test_unknown_source():
     with pytest.raises(DigitsError, match="unknown digits source 'emnist'; known: auto, mnist"):
         digits.load("emnist")
+
+
+def test_mnist_dir_option(tmp_path, monkeypatch, capsys):
+    from benchmarks import cli
+
+    write_idx(tmp_path / "m", fake_mnist(), gz=True)
+    assert digits.use_mnist_dir(tmp_path / "m") == (tmp_path / "m").resolve()
+    assert digits.find_mnist() == (tmp_path / "m").resolve()  # through the variable
+    monkeypatch.delenv(digits.ENV)
+    (tmp_path / "empty").mkdir()
+    code = cli.main(["run", "--tasks", "mnist_counting", "--mnist-dir", str(tmp_path / "empty"),
+                     "--results", str(tmp_path / "results"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no MNIST in" in err and "empty" in err
+    assert not (tmp_path / "results").exists()

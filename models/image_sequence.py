@@ -1,0 +1,203 @@
+"""The framework-free loop of the digit-sequence tasks (MNIST counting and addition).
+
+A CNN reads each image, a recurrent core (a cell of `models.reference.CELLS`) runs over
+the CNN outputs, and for the classic cells a linear readout maps the last state to the
+answer (an arithmetic cell's state is the answer itself: hidden = outputs, no readout).
+
+CNNs (``ARCHS``), same structure for both image sizes:
+- 28x28 (MNIST, [NAU]): conv 20@5x5, ReLU, maxpool 2, conv 50@5x5, ReLU, maxpool 2,
+  dense 800->500, ReLU, dense 500->outputs (valid convolutions).
+- 8x8 (scikit-learn's digits), the smaller equivalent: conv 8@3x3, ReLU, maxpool 2,
+  conv 16@3x3, ReLU, maxpool 2, dense 64->64, ReLU, dense 64->outputs ("same"
+  convolutions: 8 -> 4 -> 2).
+Every weight is initialised here in numpy (Glorot uniform, zero biases; the cell by
+`reference.cell_init`), so a seed starts the same network in torch and tf. Convolution
+kernels are (k, k, c_in, c_out) and feature maps are flattened as (H, W, C) in both.
+
+Seeds train one after another (a loop over the group's specs, each its own network and
+data stream): the convolutions carry no replica axis. Evaluation runs the CNN of the
+framework once over the test images, then the core in numpy (`reference.cell_step`) over
+the fixed test sequences, in chunks of sequences and one time step at a time, so memory
+is bounded by chunk x hidden whatever the length.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from models import reference, registry
+from tasks.base import DATA_STREAM, INIT_STREAM
+
+ARCHS = {  # image side -> (kernel, (channels 1, channels 2), dense width, padding)
+    28: (5, (20, 50), 500, "valid"),
+    8: (3, (8, 16), 64, "same"),
+}
+EVAL_CHUNK = 1000  # sequences run through the core at once
+
+
+def arch(side: int) -> tuple[int, tuple[int, int], int, str]:
+    if side not in ARCHS:
+        raise ValueError(f"no CNN for {side}x{side} images; known sides: {sorted(ARCHS)}")
+    return ARCHS[side]
+
+
+def _flat_size(side: int) -> int:
+    k, (_, c2), _, pad = arch(side)
+    s = side
+    for _ in range(2):
+        s = (s if pad == "same" else s - k + 1) // 2
+    return s * s * c2
+
+
+def _glorot(rng, fan_in, fan_out, shape):
+    r = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-r, r, size=shape)
+
+
+def cnn_init(side: int, n_out: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    k, (c1, c2), dense, _ = arch(side)
+    flat = _flat_size(side)
+    return {
+        "conv1_W": _glorot(rng, k * k, k * k * c1, (k, k, 1, c1)), "conv1_b": np.zeros(c1),
+        "conv2_W": _glorot(rng, k * k * c1, k * k * c2, (k, k, c1, c2)),
+        "conv2_b": np.zeros(c2),
+        "fc1_W": _glorot(rng, flat, dense, (flat, dense)), "fc1_b": np.zeros(dense),
+        "fc2_W": _glorot(rng, dense, n_out, (dense, n_out)), "fc2_b": np.zeros(n_out),
+    }
+
+
+def init(task, cell: str, seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """Every parameter of one seed's network: {"cnn": .., "cell": .., "readout": ..}."""
+    n_out, hidden = task.n_out, task.hidden(cell)
+    out = {"cnn": cnn_init(task.digits.side, n_out,
+                           np.random.default_rng([seed, INIT_STREAM, 0])),
+           "cell": reference.cell_init(registry.check_cell(cell), n_out, hidden,
+                                       np.random.default_rng([seed, INIT_STREAM, 1])),
+           "readout": {}}
+    if not reference.CELLS[cell].unit:
+        out["readout"] = reference.init("linear", hidden, n_out,
+                                        np.random.default_rng([seed, INIT_STREAM, 2]))
+    return out
+
+
+# ---------------------------------------------------------------- numpy reference
+def _conv(x, w, b, pad):
+    k = w.shape[0]
+    if pad == "same":
+        p = k // 2
+        x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    windows = sliding_window_view(x, (k, k), axis=(1, 2))  # (N, H', W', C, k, k)
+    return np.einsum("nhwcij,ijco->nhwo", windows, w, optimize=True) + b
+
+
+def _pool(x):
+    n, h, w, c = x.shape
+    return x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def cnn_forward(p: dict[str, np.ndarray], images: np.ndarray) -> np.ndarray:
+    """The CNN in numpy (the spec both frameworks are tested against): (N, s, s) -> (N, out)."""
+    pad = arch(images.shape[-1])[3]
+    x = np.asarray(images, dtype=np.float64)[..., None]
+    x = _pool(np.maximum(_conv(x, p["conv1_W"], p["conv1_b"], pad), 0.0))
+    x = _pool(np.maximum(_conv(x, p["conv2_W"], p["conv2_b"], pad), 0.0))
+    x = np.maximum(x.reshape(len(x), -1) @ p["fc1_W"] + p["fc1_b"], 0.0)
+    return x @ p["fc2_W"] + p["fc2_b"]
+
+
+def core_predict(cell: str, params: dict, features: np.ndarray, idx: np.ndarray,
+                 chunk: int = EVAL_CHUNK) -> np.ndarray:
+    """Answers for sequences idx (N, L) of images whose CNN outputs are ``features``."""
+    features = np.asarray(features, dtype=np.float64)
+    out = []
+    for i in range(0, len(idx), chunk):
+        rows = idx[i:i + chunk]
+        state = reference.cell_zero_state(cell, params["cell"], len(rows))
+        h = state[0]
+        with np.errstate(all="ignore"):
+            for t in range(rows.shape[1]):
+                h, state = reference.cell_step(cell, params["cell"], features[rows[:, t]],
+                                               state)
+            if params["readout"]:
+                h = reference.forward("linear", params["readout"], h)
+        out.append(h)
+    return np.concatenate(out)
+
+
+# ---------------------------------------------------------------- the loop
+def regulariser_weights(cell: str, steps: np.ndarray, scale: float) -> np.ndarray:
+    """Per step, lambda of the unit behind an arithmetic cell (its schedule, scaled as the
+    static task's; 0 for cells without a regulariser)."""
+    unit = reference.CELLS[cell].unit
+    schedule = reference.UNITS[unit].schedule if unit else None
+    if schedule is None:
+        return np.zeros(len(steps), dtype=np.float32)
+    lam_hat, start, end = schedule
+    start, end = start * scale, end * scale
+    return (lam_hat * np.clip((steps - start) / max(end - start, 1e-12), 0, 1)).astype(
+        np.float32)
+
+
+def _mse(task, cell, params, features, length) -> float:
+    idx, y = task.eval_sets[length]
+    with np.errstate(all="ignore"):
+        return float(np.mean((core_predict(cell, params, features, idx) - y) ** 2))
+
+
+def train_one(task, spec, progress=None) -> tuple[dict, float]:
+    """One seed: train, evaluate on schedule, select, then every test length."""
+    cell = spec.unit
+    images = task.digits
+    module = registry.framework_module(spec.framework, "image_sequence")
+    trainer = module.Trainer(init(task, cell, spec.seed), cell, images.train_images,
+                             lr=spec.lr, device=spec.device)
+    rng = np.random.default_rng([spec.seed, DATA_STREAM])
+    train_len, first = task.params["train_length"], task.test_lengths[0]
+    eval_steps = np.unique(np.r_[np.arange(0, spec.steps, spec.eval_interval), spec.steps])
+    curve = {"step": [], "interpolation": [], "extrapolation": []}
+    best = (np.inf, 0, None, None)  # interpolation MSE, step, params, test-image features
+    diverged_at, step, seconds = -1, 0, 0.0
+    for target in eval_steps:
+        if target > step:
+            idx, ys = task.train_batch(rng, int(target - step), spec.batch_size)
+            lams = regulariser_weights(cell, np.arange(step + 1, target + 1),
+                                       spec.schedule_scale)
+            start = time.perf_counter()
+            trainer.train(idx, ys, lams)
+            seconds += time.perf_counter() - start
+            if progress:
+                progress(int(target - step))
+            step = int(target)
+        params = trainer.state()
+        features = trainer.features(images.test_images)
+        interp = _mse(task, cell, params, features, train_len)
+        extrap = _mse(task, cell, params, features, first)
+        curve["step"].append(step)
+        curve["interpolation"].append(interp if np.isfinite(interp) else None)
+        curve["extrapolation"].append(extrap if np.isfinite(extrap) else None)
+        if not np.isfinite(interp):
+            diverged_at = step
+            break
+        if interp < best[0]:
+            best = (interp, step, params, features)
+    _, selected, params, features = best
+    predictions = {length: core_predict(cell, params, features, task.eval_sets[length][0])
+                   for length in task.eval_lengths}
+    diverged = diverged_at >= 0
+    return {"status": "diverged" if diverged else "ok",
+            "reason": f"non-finite error at step {diverged_at}" if diverged else "",
+            "metrics": task.metrics(predictions, selected, diverged),
+            "curve": curve}, seconds
+
+
+def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
+    """The seeds of one configuration, one after another (see the module docstring)."""
+    registry.check_cell(specs[0].unit)
+    out, seconds = [], 0.0
+    for spec in specs:
+        result, s = train_one(task, spec, progress)
+        out.append(result)
+        seconds += s
+    return out, seconds

@@ -1,0 +1,201 @@
+"""MNIST counting and MNIST addition [NALU] [NAU]: a sequence of digit images, one answer.
+
+Protocol (shared/PROTOCOLS.md, "MNIST counting and addition"): a CNN reads each image,
+a recurrent core (a cell of `models.reference.CELLS`: lstm, gru, rnn_relu, nac, nalu,
+nau, ...) accumulates, and the output after the last image is the answer:
+- ``mnist_counting``: 10 outputs, how many images of each class the sequence holds;
+- ``mnist_addition``: 1 output, the sum of the digits.
+Training sequences have length 10 (``train_length``) and are drawn afresh every step
+from the training images; the fixed test sequences (``test_sequences`` = 500 of each length,
+the same for every seed) are drawn from the test images only, at length 10 and at each
+of ``test_lengths`` (100 and 1000; ``test_lengths=nau`` gives [NAU]'s 1, 10, 100, 200,
+..., 1000). Images: `tasks.digits` (MNIST if on the machine, else scikit-learn's 8x8
+digits; every record says which and how many).
+
+Metrics, per test length L (``accuracy_L``, ``mae_L``, ``mse_L``, ``relative_error_L``
+and the lists in ``per_length``): accuracy of the rounded output (counting: all ten
+counts right), mean absolute error per output, and the MAE relative to the mean |target|.
+- ``interpolation_mse``: MSE at the training length on test images;
+- ``extrapolation_mse``: MSE at the first test length (100 by default);
+- ``success``: relative error at the first test length <= ``success_error`` (10%). Not
+  the exact accuracy: all counts of 100 images are right only if nearly every image is
+  classified right (p^100 for a per-image accuracy p), so exact accuracy measures the CNN
+  at least as much as the accumulator; the relative error says whether the core keeps
+  accumulating 10x past its training length.
+The model is selected at the evaluation with the lowest interpolation MSE, as in the
+static task; ``baseline_mse_L`` is the MSE of the best constant at that length (the
+mean target), which a model that learned anything beats at the training length.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from tasks import digits
+from tasks.base import EVAL_SEED, Task, TaskError
+
+NAU_LENGTHS = (1, 10, *range(100, 1001, 100))
+DEFAULT_MODELS = ("lstm", "nac", "nau")
+
+
+class DigitSequences(Task):
+    """What counting and addition share; a subclass sets ``name``, ``n_out`` and
+    ``answer``."""
+
+    loop = "models.image_sequence"
+    n_out = 1
+    parameters = {
+        "train_length": 10,
+        "test_lengths": (100, 1000),
+        "test_sequences": 500,
+        "source": "auto",
+        "hidden_size": 32,  # classic cells; an arithmetic cell's state is the answer itself
+        "success_error": 0.1,
+    }
+    default_models = DEFAULT_MODELS
+    # steps are sequences-batches; a step reads batch_size x train_length images
+    budgets = {
+        "smoke": {"steps": 500, "eval_interval": 250, "batch_size": 16, "seeds": 1,
+                  "lr": 1e-2},
+        "quick": {"steps": 1000, "eval_interval": 250, "batch_size": 16, "seeds": 1,
+                  "lr": 1e-2},
+        "paper": {"steps": 100_000, "eval_interval": 1_000, "batch_size": 64, "seeds": 10,
+                  "lr": 1e-3},
+    }
+
+    def validate(self) -> None:
+        p = self.params
+        for key in ("train_length", "test_sequences", "hidden_size"):
+            if isinstance(p[key], bool) or not isinstance(p[key], (int, np.integer)) \
+                    or p[key] < 1:
+                raise TaskError(f"bad {key} {p[key]!r}; expected a positive integer")
+        lengths = p["test_lengths"]
+        if isinstance(lengths, str):
+            if lengths != "nau":
+                raise TaskError(f"bad test_lengths {lengths!r}; expected lengths such as "
+                                f"100,1000 or 'nau' for {','.join(map(str, NAU_LENGTHS))}")
+            lengths = NAU_LENGTHS
+        lengths = np.atleast_1d(np.asarray(lengths, dtype=object))
+        if len(lengths) == 0 or not all(isinstance(v, (int, np.integer))
+                                        and not isinstance(v, bool) and v >= 1
+                                        for v in lengths):
+            raise TaskError(f"bad test_lengths {p['test_lengths']!r}; expected positive "
+                            f"integers such as 100,1000 or 'nau'")
+        if p["source"] not in digits.SOURCES:
+            raise TaskError(f"unknown source {p['source']!r}; known: "
+                            f"{', '.join(digits.SOURCES)}")
+        value = p["success_error"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise TaskError(f"bad success_error {value!r}; expected a number > 0")
+
+    def check_model(self, model: str) -> None:
+        """A model is the recurrent core's cell name."""
+        from models import registry
+
+        if model not in registry.CELL_NAMES:
+            raise registry.UnknownName(
+                f"model {model!r} cannot be the recurrent core of {self.name}; known: "
+                f"{', '.join(registry.CELL_NAMES)}")
+
+    # protocol
+    @property
+    def test_lengths(self) -> tuple[int, ...]:
+        lengths = self.params["test_lengths"]
+        return tuple(NAU_LENGTHS if lengths == "nau" else
+                     (int(v) for v in np.atleast_1d(lengths)))
+
+    @property
+    def eval_lengths(self) -> tuple[int, ...]:
+        """The training length first (it selects the model), then the test lengths."""
+        return tuple(dict.fromkeys((self.params["train_length"], *self.test_lengths)))
+
+    @cached_property
+    def digits(self) -> digits.Digits:
+        return digits.load(self.params["source"])
+
+    def hidden(self, cell: str) -> int:
+        from models import reference
+
+        return self.n_out if reference.CELLS[cell].unit else self.params["hidden_size"]
+
+    def answer(self, labels: np.ndarray) -> np.ndarray:
+        """Labels (..., T) -> targets (..., n_out), float32."""
+        raise NotImplementedError
+
+    def train_batch(self, rng: np.random.Generator, steps: int,
+                    batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, batch, T) indices into the training images and their targets."""
+        n = len(self.digits.train_labels)
+        idx = rng.integers(0, n, size=(steps, batch, self.params["train_length"]),
+                           dtype=np.int64).astype(np.int32)
+        return idx, self.answer(self.digits.train_labels[idx])
+
+    @cached_property
+    def eval_sets(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per length, the fixed (N, L) indices into the test images and their targets."""
+        n, out = len(self.digits.test_labels), {}
+        for length in self.eval_lengths:
+            rng = np.random.default_rng([EVAL_SEED, length])
+            idx = rng.integers(0, n, size=(self.params["test_sequences"], length),
+                               dtype=np.int64).astype(np.int32)
+            out[length] = (idx, self.answer(self.digits.test_labels[idx]).astype(np.float64))
+        return out
+
+    def metrics(self, predictions: dict[int, np.ndarray], selected_step: int,
+                diverged: bool) -> dict[str, Any]:
+        """Per length: accuracy of the rounded output, MAE, MSE; the headline numbers."""
+        per = {"length": [], "accuracy": [], "mae": [], "mse": [], "relative_error": [],
+               "baseline_mse": []}
+        flat: dict[str, Any] = {}
+        for length, pred in predictions.items():
+            y = self.eval_sets[length][1]
+            with np.errstate(all="ignore"):
+                err = np.asarray(pred, dtype=np.float64) - y
+                right = np.all(np.round(pred) == y, axis=-1)
+                values = {"accuracy": float(np.mean(right)),
+                          "mae": float(np.mean(np.abs(err))),
+                          "mse": float(np.mean(err ** 2)),
+                          "relative_error": float(np.mean(np.abs(err)) / np.mean(np.abs(y))),
+                          "baseline_mse": float(np.mean((y - y.mean(axis=0)) ** 2))}
+            per["length"].append(length)
+            for key, value in values.items():
+                value = value if np.isfinite(value) else None
+                per[key].append(value)
+                flat[f"{key}_{length}"] = value
+        first = self.test_lengths[0]
+        train = self.params["train_length"]
+        rel = flat[f"relative_error_{first}"]
+        nan = float("nan")
+        return {
+            "interpolation_mse": nan if flat[f"mse_{train}"] is None else flat[f"mse_{train}"],
+            "extrapolation_mse": nan if flat[f"mse_{first}"] is None else flat[f"mse_{first}"],
+            "success": bool(not diverged and rel is not None
+                            and rel <= self.params["success_error"]),
+            "selected_step": int(selected_step),
+            **flat,
+            "per_length": per,
+            **self.digits.describe(),
+        }
+
+
+class MNISTCounting(DigitSequences):
+    """How many images of each class (10 outputs)."""
+
+    name = "mnist_counting"
+    n_out = 10
+
+    def answer(self, labels):
+        # per class, not one-hot: a (1000, 1000) test set would make a 40 MB temporary
+        return np.stack([(labels == c).sum(axis=-1) for c in range(10)], -1).astype(np.float32)
+
+
+class MNISTAddition(DigitSequences):
+    """The sum of the digits (1 output)."""
+
+    name = "mnist_addition"
+    n_out = 1
+
+    def answer(self, labels):
+        return labels.sum(axis=-1, keepdims=True).astype(np.float32)
