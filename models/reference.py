@@ -26,7 +26,7 @@ Units compared in [Primer] (Mistry, Hare, Gerding 2022), defined further down:
   ``y = g (x W_a) + (1 - g) m s``. Regulariser ``sum_P mean(max(20 - |P|, 0))`` over
   W_hat_a, M_hat_a, W_hat_m, M_hat_m, g_hat. Not implemented: its re-initialisation of
   a run whose loss stalls and its gradient clipping (options of the paper's training).
-- npu [NPU] (Heim, Vaclavik, Huesgen 2020): relevance gate ``g = clip(g_hat, 0, 1)``
+- npu [NPU] (Heim, Pevny, Smidl 2020): relevance gate ``g = clip(g_hat, 0, 1)``
   per input, ``r = g (|x| + eps) + 1 - g``, ``k = pi g [x < 0]``;
   ``y = exp(log(r) W_re - k W_im) * cos(k W_re + log(r) W_im)`` (the real part of the
   complex power ``prod_i x_i^(W_re + i W_im)``). Regulariser: L1 of every parameter.
@@ -181,13 +181,18 @@ for _spec in (
 # Units compared in [Primer]: iNALU, NPU, RealNPU, G-NALU, NALU with separate weights
 # ---------------------------------------------------------------------------
 # Sources: [iNALU] Schloer, Ring, Hotho, Front. Artif. Intell. 2020; [NPU] Heim,
-# Vaclavik, Huesgen, NeurIPS 2020 (arXiv:2006.01681); [G-NALU] Rana et al. 2019 as run
+# Pevny, Smidl, NeurIPS 2020 (arXiv:2006.01681); [G-NALU] Rana et al. 2019 as run
 # in [Primer] (golden-ratio base: tanh_phi(z) = tanh(z ln phi), s_phi(z) = s(z ln phi));
 # hyper-parameters as [Primer]'s public code runs them (bmistry4/nalm-benchmark).
 # Every formula is defined for every real input (the eps / max / gate guards below), so
 # no unit is refused for a range containing 0 or negatives: a unit that cannot represent
 # an op there (NAC*, NALU, nalu_sep, gnalu cannot output a negative product) runs and
 # is recorded as a failure.
+# Regulariser schedules (this suite's choices; the papers tie them to their own loops):
+# iNALU's penalty ramps 0 -> 10 over paper steps 1e6..2e6, the suite's NMU schedule
+# ([iNALU] applies it once the loss is small); NPU's L1 ramps 0 -> 1e-5 over the whole
+# run ([Primer] grows beta from 1e-7 to 1e-5). NPU and RealNPU train at lr 5e-3 at the
+# primer budget (`UnitSpec.lr`), as [Primer] runs them.
 
 LN_PHI = float(np.log((1.0 + np.sqrt(5.0)) / 2.0))  # golden ratio phi: phi**z = exp(z ln phi)
 INALU_EPS = 1e-7  # log(max(|x|, eps)) [iNALU]
