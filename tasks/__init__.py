@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from tasks.base import Task
+from tasks.grid_world import GridWorld
 from tasks.static_arithmetic import StaticArithmetic
 
 TASKS: dict[str, type[Task]] = {}
@@ -15,6 +16,7 @@ def register(cls: type[Task]) -> type[Task]:
 
 
 register(StaticArithmetic)
+register(GridWorld)
 
 
 def get(name: str) -> type[Task]:
