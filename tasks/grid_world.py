@@ -286,7 +286,7 @@ class GridWorld(Task):
     # after another (the framework LSTM cells have no replica axis), so budgets are small.
     budgets = {
         "smoke": {"steps": 250, "eval_interval": 125, "batch_size": 128, "lr": 3e-3, "seeds": 1},
-        "quick": {"steps": 600, "eval_interval": 150, "batch_size": 256, "lr": 3e-3, "seeds": 2},
+        "quick": {"steps": 500, "eval_interval": 125, "batch_size": 256, "lr": 3e-3, "seeds": 2},
         "paper": {"steps": 20_000, "eval_interval": 1_000, "batch_size": 256, "lr": 1e-3,
                   "seeds": 10},
     }
