@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from tasks.base import Task
 from tasks.grid_world import GridWorld
+from tasks.recurrent_arithmetic import RecurrentArithmetic
 from tasks.static_arithmetic import StaticArithmetic
 
 TASKS: dict[str, type[Task]] = {}
@@ -16,6 +17,7 @@ def register(cls: type[Task]) -> type[Task]:
 
 
 register(StaticArithmetic)
+register(RecurrentArithmetic)
 register(GridWorld)
 
 

@@ -37,9 +37,14 @@ def _unit_cases():
             for unit in reference.UNITS]
 
 
+RECURRENT = {"op": ["add"], "test_lengths": [(30,)], "eval_size": [64]}
+
+
 def _cell_cases():
-    """Cells on the recurrent task: added by the cells' work once that task is registered."""
-    return []
+    """Every registered cell on the recurrent task (bare name: CELL-CELL for an arithmetic
+    cell, CELL-linear otherwise; see tasks/recurrent_arithmetic.py)."""
+    return [pytest.param("recurrent_arithmetic", cell, RECURRENT, id=f"cell-{cell}")
+            for cell in reference.CELLS]
 
 
 CASES = _unit_cases() + _cell_cases()
@@ -94,3 +99,44 @@ def _forward(layer, x, framework):
     import tensorflow as tf
 
     return layer(tf.constant(x)).numpy()
+
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_every_registered_cell_has_a_class(framework):
+    classes = registry.framework_module(framework, "cells").CLASSES
+    assert list(classes) == list(reference.CELLS)
+    for name, cls in classes.items():
+        assert cls.name == name
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("cell", list(reference.CELLS))
+def test_cell_weights_round_trip(cell, framework):
+    module = registry.framework_module(framework, "cells")
+    first = module.make(cell, registry.init_cell_params(cell, 3, 2, [3, 4]))
+    params = first.get_params()
+    assert set(params) == set(reference.CELLS[cell].params)
+    second = module.make(cell, registry.init_cell_params(cell, 3, 2, [40, 41]))
+    second.set_params(params)
+    for key, value in second.get_params().items():
+        np.testing.assert_array_equal(value, params[key], err_msg=key)
+    x = np.array([[0.0, -1.5, 2.0], [3.0, 0.5, -0.25], [-20.0, 10.0, 0.0]], dtype=np.float32)
+    np.testing.assert_array_equal(_run_cell(second, x, framework), _run_cell(first, x, framework))
+
+
+def _run_cell(cell, x, framework):
+    """h after three steps of the same input."""
+    if framework == "torch":
+        import torch
+
+        xt, state = torch.as_tensor(x), cell.zero_state(len(x))
+        for _ in range(3):
+            h, state = cell(xt, state)
+        return h.detach().numpy()
+    import tensorflow as tf
+
+    xt, state = tf.constant(x), cell.zero_state(len(x))
+    for _ in range(3):
+        h, state = cell(xt, state)
+    return h.numpy()

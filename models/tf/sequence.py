@@ -1,0 +1,111 @@
+"""A recurrent cell and an output unit trained for R replicas at once in TensorFlow
+(the loop itself: models/sequence.py).
+
+Training: a chunk of steps is one XLA-compiled ``tf.while_loop``; inside a step the
+training length (10) is unrolled, so the gradient is plain backpropagation through
+time. Evaluation: a ``tf.while_loop`` over time steps (not unrolled, not XLA), so one
+traced function serves every length, and memory does not grow with the length.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from models.tf import cells, units
+from models.tf.cells import keras, tf
+from models.tf.train import _device
+
+
+class SequenceNet(keras.layers.Layer):
+    """The cell reads a sequence; the output unit maps its last hidden state."""
+
+    def __init__(self, cell: tuple[str, dict], out: tuple[str, dict]):
+        super().__init__(name="sequence_net", dtype="float32")
+        self.cell = cells.make(*cell)
+        self.out = units.make(*out)
+        self.units = [self.cell, self.out]  # regulariser and projection, in layer order
+        self.built = True
+
+    def unrolled(self, xs, length: int):
+        """xs (R or 1, B, L, n_in) with a static length L -> (R, B, n_out)."""
+        state = self.cell.zero_state(tf.shape(xs)[-3])
+        h = state[0]
+        for t in range(length):
+            h, state = self.cell(xs[..., t, :], state)
+        return self.out(h)
+
+    def looped(self, xs):
+        """A shared set xs (B, L, n_in) of any length L -> (R, B, n_out)."""
+        state = self.cell.zero_state(tf.shape(xs)[0])
+        steps = tf.shape(xs)[1]
+
+        def body(t, state):
+            return t + 1, self.cell(xs[:, t, :], state)[1]
+        _, state = tf.while_loop(lambda t, _: t < steps, body, (tf.constant(0), state),
+                                 parallel_iterations=1)
+        return self.out(state[0])
+
+    def project_(self):
+        for unit in self.units:
+            unit.project_()
+
+    project = project_
+
+
+class Trainer:
+    """One Adam over every replica; the loss is summed over replicas so each replica's
+    gradient is its own."""
+
+    def __init__(self, cell: tuple[str, dict], out: tuple[str, dict], lr: float,
+                 device: str = "cpu", length: int = 10, jit_compile: bool = True):
+        self.device = _device(device)
+        self.length = int(length)
+        with tf.device(self.device):
+            self.net = SequenceNet(cell, out)
+            self.vars = [v.value for v in self.net.trainable_variables]
+            self.opt = keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8)  # as torch
+            self.opt.build(self.net.trainable_variables)
+        self._regularised = [j for j, u in enumerate(self.net.units)
+                             if u.regulariser() is not None]
+        seq = tf.TensorSpec([None, None, None, self.length, None], tf.float32)
+        self._train = tf.function(self._steps, input_signature=[
+            seq, tf.TensorSpec([None, None, None, None], tf.float32),
+            tf.TensorSpec([None, None], tf.float32)], autograph=False, jit_compile=jit_compile)
+        self._forward = tf.function(self.net.looped, input_signature=[
+            tf.TensorSpec([None, None, None], tf.float32)], autograph=False)
+
+    def _step(self, x, y, lam):
+        units_ = self.net.units
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(self.net.unrolled(x, self.length) - y),
+                                  axis=[-2, -1])
+            for j in self._regularised:  # lam = 0 adds exactly nothing, as torch's skip
+                loss = loss + lam[j] * units_[j].regulariser()
+            total = tf.reduce_sum(loss)
+        grads = tape.gradient(total, self.vars)
+        self.opt.apply_gradients(zip(grads, self.net.trainable_variables))
+        self.net.project_()
+
+    def _steps(self, xs, ys, lams):
+        def body(t):
+            self._step(xs[t], ys[t], lams[t])
+            return (t + 1,)
+        tf.while_loop(lambda t: t < tf.shape(xs)[0], body, (tf.constant(0),),
+                      parallel_iterations=1)
+
+    def train(self, xs: np.ndarray, ys: np.ndarray, lams: np.ndarray) -> None:
+        with tf.device(self.device):
+            self._train(np.asarray(xs, dtype=np.float32), np.asarray(ys, dtype=np.float32),
+                        np.asarray(lams, dtype=np.float32))
+
+    def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000) -> np.ndarray:
+        """Per-replica MSE on a shared set x (N, L, n_in), targets y (R, N, n_out)."""
+        total = 0.0
+        with tf.device(self.device):
+            for i in range(0, x.shape[0], chunk):
+                pred = self._forward(np.asarray(x[i:i + chunk], dtype=np.float32))
+                err = pred.numpy().astype(np.float64) - np.asarray(y[:, i:i + chunk], np.float64)
+                total = total + (err ** 2).sum(axis=(-2, -1))
+        return np.asarray(total / (x.shape[0] * y.shape[-1]))
+
+    def params(self) -> list[dict[str, np.ndarray]]:
+        return [u.get_params() for u in self.net.units]
