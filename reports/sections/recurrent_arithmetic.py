@@ -40,6 +40,8 @@ def length_figure(table: pd.DataFrame) -> bytes | None:
     """Success rate and median MSE against the sequence length, one line per model."""
     if table.empty:
         return None
+    if "param_op" in table and table["param_op"].nunique() > 1:  # one line per op and model
+        table = table.assign(unit=table["unit"] + " " + table["param_op"].astype(str))
     with figures._figure(1, 2, width=4.5) as (fig, axes):
         colours = figures._palette(table["unit"])
         for ax, value, label in ((axes[0, 0], "success", "success rate"),
