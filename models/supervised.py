@@ -1,7 +1,8 @@
 """The framework-free supervised loop: schedule, evaluation, model selection, divergence.
 
 A framework supplies a trainer with three methods (see `models/torch/train.py`):
-``train(xs, ys, lams)`` runs len(xs) optimiser steps, ``errors(x, y)`` gives the
+``train(xs, ys, lams)`` runs len(xs) optimiser steps (an optional ``prepare(xs, ys)``
+returns its keyword arguments, made on the data thread), ``errors(x, y)`` gives the
 per-replica MSE, ``params()`` the per-layer parameters. Everything else - when to
 evaluate, which step is selected, which replica diverged - is decided here once,
 so both frameworks follow the same protocol.
@@ -96,18 +97,21 @@ def fit(trainer, units: list[str], batches: Callable[[int], tuple[np.ndarray, np
             n = min(chunk, target_step - step)
             plan.append((step, n, e if step + n == target_step else -1))
             step += n
+    # A trainer may turn a chunk into what it trains on (tensors, derived inputs) ahead of time.
+    prepare = getattr(trainer, "prepare", lambda xs, ys: {"xs": xs, "ys": ys})
     start = time.perf_counter()
     evaluate(0)
     # Data for the next chunk is made on a second thread while this one trains
     # (numpy and both frameworks release the GIL); the order of draws is unchanged.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(batches, plan[0][1]) if plan else None
+        make = lambda n: prepare(*batches(n))  # noqa: E731
+        pending = pool.submit(make, plan[0][1]) if plan else None
         for i, (first, n, e) in enumerate(plan):
-            xs, ys = pending.result()
+            data = pending.result()
             if i + 1 < len(plan):
-                pending = pool.submit(batches, plan[i + 1][1])
+                pending = pool.submit(make, plan[i + 1][1])
             lams = regulariser_weights(units, cfg, np.arange(first + 1, first + n + 1))
-            trainer.train(xs, ys, lams)
+            trainer.train(lams=lams, **data)
             if progress:
                 progress(n)
             if e >= 0:

@@ -14,6 +14,9 @@ class Unit(nn.Module):
     """Base: parameters from a dict of numpy arrays keyed by the reference's names."""
 
     name = ""
+    # Units whose first op on the input is log(|x| + eps) take it precomputed as
+    # ``forward(x, log_x)``: the trainer makes it on the data thread (models/torch/train.py).
+    takes_log_input = False
 
     def __init__(self, params: dict[str, np.ndarray]):
         super().__init__()
@@ -51,7 +54,9 @@ class Unit(nn.Module):
 def _mm(x, w):
     """x @ w. A shared input (B, n) or (1, B, n) against replicated w (R, n, o) is one
     GEMM with R*o columns (7x faster here than broadcasting x to R copies)."""
-    if w.dim() == 3 and (x.dim() == 2 or (x.dim() == 3 and x.shape[0] == 1)):
+    # (one replica with its own input stays a batched GEMM, so a one-seed run rounds as
+    # its replica in a group does)
+    if w.dim() == 3 and (x.dim() == 2 or (x.dim() == 3 and x.shape[0] == 1 < w.shape[0])):
         rows = x.reshape(-1, x.shape[-1])
         r, n, o = w.shape
         return (rows @ w.permute(1, 0, 2).reshape(n, r * o)).view(-1, r, o).permute(1, 0, 2)
@@ -60,6 +65,11 @@ def _mm(x, w):
         # batch as the wide dimension than with n_out = 2 columns
         return torch.bmm(w.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
     return torch.matmul(x, w)
+
+
+def log_abs(x, log_x=None):
+    """log(|x| + eps), or the precomputed one."""
+    return torch.log(x.abs() + EPS) if log_x is None else log_x
 
 
 def _bias(b):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from models.torch.units.base import EPS, Unit, _mm, nac_weight
+from models.torch.units.base import Unit, _mm, log_abs, nac_weight
 
 
 class NAC(Unit):
@@ -20,6 +20,7 @@ class NAC(Unit):
 
 class NACMul(NAC):
     name = "nacmul"
+    takes_log_input = True
 
-    def forward(self, x):
-        return torch.exp(_mm(torch.log(x.abs() + EPS), nac_weight(self)))
+    def forward(self, x, log_x=None):
+        return torch.exp(_mm(log_abs(x, log_x), nac_weight(self)))
