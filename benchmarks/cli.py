@@ -153,7 +153,10 @@ def _print_summary(root: Path, ids: set[str]) -> None:
     if df.empty:
         return
     df = df[df["id"].isin(ids)]
-    table = stats.summary(df)
+    # a row per configuration: the task parameters that vary (op, ranges, language, ...)
+    varying = [c for c in df.columns if c.startswith("param_")
+               and df[c].astype(str).nunique() > 1]
+    table = stats.summary(df, by=("task", *varying, "unit", "framework"))
     if not table.empty:
         import pandas as pd
 
