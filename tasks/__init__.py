@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from tasks.base import Task
 from tasks.grid_world import GridWorld
+from tasks.mnist_counting import MNISTAddition, MNISTCounting
 from tasks.recurrent_arithmetic import RecurrentArithmetic
 from tasks.static_arithmetic import StaticArithmetic
+from tasks.text_to_number import TextToNumber
 
 TASKS: dict[str, type[Task]] = {}
 
@@ -19,6 +21,9 @@ def register(cls: type[Task]) -> type[Task]:
 register(StaticArithmetic)
 register(RecurrentArithmetic)
 register(GridWorld)
+register(MNISTCounting)
+register(MNISTAddition)
+register(TextToNumber)
 
 
 def get(name: str) -> type[Task]:
