@@ -52,8 +52,8 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 def torchvision_roots() -> tuple[Path, ...]:
     """Where torchvision's ``MNIST(root=...)`` usually keeps its files."""
     torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
-    return (Path("data"), Path.home() / "data", torch_home / "datasets",
-            Path.home() / ".cache" / "torch" / "datasets")
+    return tuple(dict.fromkeys((Path("data"), Path.home() / "data", torch_home / "datasets",
+                                Path.home() / ".cache" / "torch" / "datasets")))
 
 
 TORCHVISION_ROOTS = torchvision_roots()

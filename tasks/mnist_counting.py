@@ -83,6 +83,8 @@ class DigitSequences(Task):
                                         for v in lengths):
             raise TaskError(f"bad test_lengths {p['test_lengths']!r}; expected positive "
                             f"integers such as 100,1000 or 'nau'")
+        if not isinstance(p["test_lengths"], str):
+            p["test_lengths"] = tuple(int(v) for v in lengths)
         if p["source"] not in digits.SOURCES:
             raise TaskError(f"unknown source {p['source']!r}; known: "
                             f"{', '.join(digits.SOURCES)}")
