@@ -27,7 +27,7 @@ def _curve(record):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("model", ["nau-nmu", "lstm", "nac"])
+@pytest.mark.parametrize("model", ["nau-nmu", "lstm"])
 def test_replica_matches_one_seed_run(framework, model):
     group = _records(framework, model, [0, 1, 2])
     alone = _records(framework, model, [1])
@@ -80,7 +80,7 @@ def test_torch_and_tf_train_the_same_numbers():
 
 
 def test_overflow_at_a_long_length_is_a_failure_not_a_divergence(monkeypatch):
-    """An output that overflows only on the long sequences is recorded as an infinite
+    """An output that overflows (to NaN) only on the long sequences is recorded as an infinite
     error there; the replica is still `ok` (it trained) and not a success."""
     from models import sequence
 
@@ -94,7 +94,7 @@ def test_overflow_at_a_long_length_is_a_failure_not_a_divergence(monkeypatch):
 
         def errors(x, y, chunk=2000):
             out = real(x, y, chunk)
-            return np.full_like(out, np.inf) if x.shape[1] > 10 else out
+            return np.full_like(out, np.nan) if x.shape[1] > 10 else out  # overflowed: inf - inf
         trainer.errors = errors
         return original(trainer, *args, **kwargs)
 
