@@ -10,10 +10,9 @@ after every prefix, ``params()``.
 Seeds train vectorised: every parameter carries a leading replica axis R, the loss is
 summed over replicas (each replica's gradient is its own) and Adam is elementwise.
 
-The LSTM is this module's ``lstm_step`` (gates i, f, g, o, as torch.nn.LSTM), written in
-each framework with replica-batched matmuls rather than the framework's LSTM layer,
-which has no replica axis. When the cell registry (``models/<fw>/cells.py``) lands, the
-two framework functions named ``lstm_step`` are the one place to swap.
+The LSTM is the cell registry's (``reference.cell_step("lstm", ...)``, and
+``models/<fw>/cells.make("lstm", params)``: gates i, f, g, o as torch.nn.LSTM, written
+with replica-batched matmuls, which the frameworks' own LSTM layers lack).
 """
 from __future__ import annotations
 
@@ -36,26 +35,10 @@ def init_params(task, unit: str, seeds: list[int]) -> dict[str, dict[str, np.nda
         table = rng.normal(0.0, 1.0, size=(vocab, e))
         table[0] = 0.0  # padding
         emb.append({"E": table})
-        rng = np.random.default_rng([s, INIT_STREAM, 1])
-        k = 1.0 / np.sqrt(h)  # torch.nn.LSTM's initialisation
-        lstm.append({"W_ih": rng.uniform(-k, k, (e, 4 * h)),
-                     "W_hh": rng.uniform(-k, k, (h, 4 * h)),
-                     "b": rng.uniform(-k, k, 4 * h)})
+        lstm.append(reference.cell_init("lstm", e, h, np.random.default_rng([s, INIT_STREAM, 1])))
     stack = lambda ps: {k: np.stack([p[k] for p in ps]) for k in ps[0]}  # noqa: E731
     out = registry.init_params(unit, h, 1, [[s, INIT_STREAM, 2] for s in seeds])
     return {"embedding": stack(emb), "lstm": stack(lstm), "output": out}
-
-
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def lstm_step(p, x, h, c):
-    """One LSTM step: x (R, B, n_in), h and c (R, B, H); gates i, f, g, o."""
-    z = x @ p["W_ih"] + h @ p["W_hh"] + p["b"][:, None, :]
-    i, f, g, o = np.split(z, 4, axis=-1)
-    c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-    return _sigmoid(o) * np.tanh(c), c
 
 
 def forward(params, unit: str, tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -67,11 +50,11 @@ def forward(params, unit: str, tokens: np.ndarray, lengths: np.ndarray) -> np.nd
     lengths = np.broadcast_to(lengths, (r, tokens.shape[1]))
     x = np.take_along_axis(emb, tokens.reshape(r, -1, 1), axis=1).reshape(
         *tokens.shape, emb.shape[-1])
-    hidden = params["lstm"]["W_hh"].shape[1]
+    hidden = reference.cell_hidden("lstm", params["lstm"])
     h = c = np.zeros((r, tokens.shape[1], hidden))
     outs = []
     for t in range(tokens.shape[2]):
-        h_new, c_new = lstm_step(params["lstm"], x[:, :, t], h, c)
+        h_new, (_, c_new) = reference.cell_step("lstm", params["lstm"], x[:, :, t], (h, c))
         live = (t < lengths)[..., None]
         h, c = np.where(live, h_new, h), np.where(live, c_new, c)
         outs.append(h)

@@ -130,7 +130,7 @@ class TextToNumber(Task):
     budgets = {
         "smoke": {"steps": 400, "eval_interval": 100, "batch_size": 64, "lr": 1e-2,
                   "seeds": 2},
-        "quick": {"steps": 1000, "eval_interval": 200, "batch_size": 64, "lr": 1e-2,
+        "quick": {"steps": 600, "eval_interval": 150, "batch_size": 64, "lr": 1e-2,
                   "seeds": 4},
         "paper": {"steps": 100_000, "eval_interval": 1000, "batch_size": 64, "lr": 1e-3,
                   "seeds": 10},

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.tf import cells
 from models.tf.train import _device
 from models.tf.units import keras, make, tf
-
-
-def lstm_step(p: dict, x, h, c):
-    """One LSTM step for R replicas: x (R, B, n_in), h and c (R, B, H); gates i, f, g, o.
-    The one function to swap for ``models/tf/cells.make("lstm", ...)``."""
-    z = tf.matmul(x, p["W_ih"]) + tf.matmul(h, p["W_hh"]) + tf.expand_dims(p["b"], 1)
-    i, f, g, o = tf.split(z, 4, axis=-1)
-    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-    return tf.sigmoid(o) * tf.tanh(c), c
 
 
 class Reader(keras.layers.Layer):
@@ -29,7 +21,7 @@ class Reader(keras.layers.Layer):
                                    initializer=lambda shape, dtype=None, v=value: tf.constant(v))
 
         self.E = weight("E", params["embedding"]["E"])
-        self.lstm = {k: weight(k, v) for k, v in params["lstm"].items()}
+        self.lstm = cells.make("lstm", params["lstm"])
         self.out = make(unit, params["output"])
         self.built = True
 
@@ -39,16 +31,15 @@ class Reader(keras.layers.Layer):
         n, length = shape[-2], tokens.shape[-1]
         tokens = tf.broadcast_to(tokens, [r, n, length])
         x = tf.gather(self.E, tokens, batch_dims=1)  # (R, N, L, E)
-        hidden = self.lstm["W_hh"].shape[1]
-        h = c = tf.zeros([r, n, hidden])
+        state = self.lstm.zero_state(n, r)
         live = tf.expand_dims(tf.range(length)[None, None, :] < lengths[..., None], -1)
         live = tf.broadcast_to(live, [r, n, length, 1])
         outs = []
-        for t in range(length):
-            h_new, c_new = lstm_step(self.lstm, x[:, :, t], h, c)
-            h = tf.where(live[:, :, t], h_new, h)
-            c = tf.where(live[:, :, t], c_new, c)
-            outs.append(h)
+        for t in range(length):  # past a sequence's end the state is held
+            h_new, new = self.lstm(x[:, :, t], state)
+            state = tuple(tf.where(live[:, :, t], a, b) for a, b in zip(new, state))
+            outs.append(state[0])
+        hidden = h_new.shape[-1]
         hs = tf.reshape(tf.stack(outs, axis=2), [r, n * length, hidden])
         return tf.reshape(self.out(hs), [r, n, length])
 
@@ -122,5 +113,5 @@ class Trainer:
 
     def params(self) -> dict[str, dict[str, np.ndarray]]:
         return {"embedding": {"E": self.net.E.numpy().copy()},
-                "lstm": {k: v.numpy().copy() for k, v in self.net.lstm.items()},
+                "lstm": self.net.lstm.get_params(),
                 "output": self.net.out.get_params()}

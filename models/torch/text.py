@@ -6,20 +6,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.torch import cells
 from models.torch.units import make
 
 
 def _param(a) -> nn.Parameter:
     return nn.Parameter(torch.tensor(np.asarray(a), dtype=torch.float32))
-
-
-def lstm_step(p: nn.ParameterDict, x, h, c):
-    """One LSTM step for R replicas: x (R, B, n_in), h and c (R, B, H); gates i, f, g, o.
-    The one function to swap for ``models/torch/cells.make("lstm", ...)``."""
-    z = torch.baddbmm(p["b"].unsqueeze(1), x, p["W_ih"]) + torch.bmm(h, p["W_hh"])
-    i, f, g, o = z.chunk(4, dim=-1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
 
 
 class Reader(nn.Module):
@@ -28,7 +20,7 @@ class Reader(nn.Module):
     def __init__(self, params: dict[str, dict[str, np.ndarray]], unit: str):
         super().__init__()
         self.E = _param(params["embedding"]["E"])
-        self.lstm = nn.ParameterDict({k: _param(v) for k, v in params["lstm"].items()})
+        self.lstm = cells.make("lstm", params["lstm"])
         self.out = make(unit, params["output"])
 
     def forward(self, tokens, lengths):
@@ -37,18 +29,19 @@ class Reader(nn.Module):
         n, length = tokens.shape[1:]
         x = torch.gather(self.E, 1, tokens.reshape(r, -1, 1).expand(-1, -1, self.E.shape[-1]))
         x = x.view(r, n, length, -1)
-        hidden = self.lstm["W_hh"].shape[1]
-        h = c = x.new_zeros(r, n, hidden)
-        live = (torch.arange(length).view(1, 1, -1) < lengths.unsqueeze(-1)).unsqueeze(-1)
-        live = live.expand(r, n, length, 1)
+        state = self.lstm.zero_state(n, r)
         outs = []
         for t in range(length):
-            h_new, c_new = lstm_step(self.lstm, x[:, :, t], h, c)
-            h = torch.where(live[:, :, t], h_new, h)
-            c = torch.where(live[:, :, t], c_new, c)
+            h, state = self.lstm(x[:, :, t], state)
             outs.append(h)
-        hs = torch.stack(outs, dim=2).view(r, n * length, hidden)
-        return self.out(hs).view(r, n, length)
+        hidden = h.shape[-1]
+        # Past a sequence's end the state is held: positions >= length read the last token's
+        # state (one gather instead of masking every step; right padding never reaches back)
+        last = (lengths.expand(r, n) - 1).view(r, n, 1)
+        held = torch.minimum(torch.arange(length, device=tokens.device).view(1, 1, -1), last)
+        hs = torch.gather(torch.stack(outs, dim=2), 2,
+                          held.unsqueeze(-1).expand(-1, -1, -1, hidden))
+        return self.out(hs.reshape(r, n * length, hidden)).view(r, n, length)
 
 
 class Trainer:
@@ -59,7 +52,7 @@ class Trainer:
         self.threads = threads  # one intra-op thread: these matmuls are tiny
         self.device = torch.device(device)
         self.net = Reader(params, unit).to(self.device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, foreach=True)
 
     def _run(self, fn, *args):
         previous = torch.get_num_threads()
@@ -98,5 +91,5 @@ class Trainer:
 
     def params(self) -> dict[str, dict[str, np.ndarray]]:
         return {"embedding": {"E": self.net.E.detach().cpu().numpy().copy()},
-                "lstm": {k: v.detach().cpu().numpy().copy() for k, v in self.net.lstm.items()},
+                "lstm": self.net.lstm.get_params(),
                 "output": self.net.out.get_params()}
