@@ -154,7 +154,7 @@ def train_one(task, spec, progress=None) -> tuple[dict, float]:
     trainer = module.Trainer(init(task, cell, spec.seed), cell, images.train_images,
                              lr=spec.lr, device=spec.device)
     rng = np.random.default_rng([spec.seed, DATA_STREAM])
-    train_len, first = task.params["train_length"], task.test_lengths[0]
+    train_len, first = task.params["train_length"], task.headline_length
     eval_steps = np.unique(np.r_[np.arange(0, spec.steps, spec.eval_interval), spec.steps])
     curve = {"step": [], "interpolation": [], "extrapolation": []}
     best = (np.inf, 0, None, None)  # interpolation MSE, step, params, test-image features

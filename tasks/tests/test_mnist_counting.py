@@ -29,6 +29,9 @@ def test_registered_with_defaults():
     assert MNISTCounting(test_lengths="nau").test_lengths == NAU_LENGTHS
     assert NAU_LENGTHS == (1, 10, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000)
     assert MNISTCounting(test_lengths=50).test_lengths == (50,)
+    assert MNISTCounting().headline_length == 100
+    assert MNISTCounting(test_lengths="nau").headline_length == 100  # not 1
+    assert MNISTCounting(test_lengths=(1, 5)).headline_length == 5
     assert set(MNISTCounting.default_models) <= set(registry.CELL_NAMES)
 
 
