@@ -68,6 +68,9 @@ def length_figure(df: pd.DataFrame) -> bytes | None:
                 ax.plot(rows["length"], rows[value], figures._STYLES.get(fw, "-"), marker="o",
                         label=f"{unit} ({fw})")
             ax.set_xscale("log")
+            if value == "relative_error" and "param_success_error" in df:
+                ax.axhline(float(df["param_success_error"].astype(float).median()), color="0.5",
+                           lw=0.8, ls=":", label="success threshold")
             if value == "relative_error" and np.isfinite(med[value]).any():
                 ax.set_yscale("log")
             ax.set_xlabel("sequence length (training: 10)")
