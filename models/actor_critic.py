@@ -13,6 +13,10 @@ forward math, ``reference_step``, is the spec both frameworks are tested against
   reading of [NALU]'s "NAC in the recurrent core" (the paper's wiring is not verified);
 - heads: policy logits and value linear in [h_t, a_t, x_t] (a_t empty for ``lstm``).
 
+Seeds: weights from ``[seed, INIT_STREAM]``, the environments' episodes from
+``[seed, DATA_STREAM]``, the sampled actions from ``[seed, ACTION_STREAM]``; evaluation
+episodes are the task's fixed ones (``EVAL_SEED``), the same for every seed and framework.
+
 Training (one update = one ``step`` of the budget): ``batch_size`` environments run
 ``n_steps`` actions each (sampled from the policy with a numpy stream, so both
 frameworks draw the same numbers); returns are n-step discounted sums bootstrapped

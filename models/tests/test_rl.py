@@ -105,3 +105,13 @@ def test_short_training_beats_a_random_policy(fw):
     m = record["metrics"]
     assert m["train_success"] > m["random_success"] + 0.3, m
     assert record["curve"]["interpolation"][-1] < record["curve"]["interpolation"][0]
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_same_seed_same_run(fw):
+    """Weights, environments and sampled actions all come from the seed: a rerun is identical."""
+    specs = suite.expand(["grid_world"], ["lstm+nac"], [fw], [3], suite.BUDGETS["smoke"],
+                         {"test_T": [(1, 12)], "eval_episodes": [8]}, steps=20)
+    first, second = runner.run_group(specs)[0], runner.run_group(specs)[0]
+    assert first["status"] == "ok", first.get("traceback")
+    assert first["metrics"] == second["metrics"] and first["curve"] == second["curve"]
