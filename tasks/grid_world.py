@@ -294,8 +294,9 @@ class GridWorld(Task):
     def validate(self) -> None:
         p = self.params
         size = p["size"]
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
-            raise TaskError(f"bad size {size!r}; expected an integer >= 2")
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) \
+                or not 2 <= size <= 50:
+            raise TaskError(f"bad size {size!r}; expected an integer in 2..50")
         p["train_T"] = _int_range(p["train_T"], "train_T")
         p["test_T"] = _int_range(p["test_T"], "test_T")
         if p["test_T"][1] <= p["train_T"][1]:
@@ -310,9 +311,11 @@ class GridWorld(Task):
                                ("max_grad_norm", 0, np.inf)):
             value = p[key]
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not low <= value <= high or (key == "max_grad_norm" and value <= 0):
-                raise TaskError(f"bad {key} {value!r}; expected a number in [{low}, {high}]"
-                                + (", > 0" if key == "max_grad_norm" else ""))
+                    or not np.isfinite(value) or not low <= value <= high \
+                    or (key == "max_grad_norm" and value <= 0):
+                accepted = (f"in [{low}, {high}]" if np.isfinite(high)
+                            else "> 0" if key == "max_grad_norm" else f">= {low}")
+                raise TaskError(f"bad {key} {value!r}; expected a finite number {accepted}")
 
     def check_model(self, model: str) -> None:
         if model not in MODELS:

@@ -86,6 +86,14 @@ def test_bad_arguments_are_rejected():
         GridTiming().reset(options={"T": 0})
     with pytest.raises(TaskError, match="test_T .* must reach beyond train_T"):
         GridWorld(test_T=(1, 10))
+    for bad, match in (({"size": 100}, "bad size 100; expected an integer in 2..50"),
+                       ({"gamma": float("nan")}, r"bad gamma nan; expected a finite number in"),
+                       ({"entropy": float("inf")}, r"bad entropy inf; .* >= 0"),
+                       ({"max_grad_norm": 0}, r"bad max_grad_norm 0; .* > 0"),
+                       ({"train_T": (1.5, 3)}, r"bad train_T \(1.5, 3\); expected LOW,HIGH"),
+                       ({"test_T": (1, 500)}, "reaches beyond the largest T, 100")):
+        with pytest.raises(TaskError, match=match):
+            GridWorld(**bad)
     with pytest.raises(TaskError, match="unknown model 'nac'.*lstm, lstm\\+nac"):
         GridWorld().check_model("nac")
 
