@@ -68,18 +68,25 @@ def _check_device(device: str) -> None:
 
 
 def cmd_list(args) -> int:
-    print("tasks:")
+    print("tasks (parameters with defaults; default models; what the task changes per budget):")
     for name, cls in tasks.TASKS.items():
         params = ", ".join(f"{k}={v}" for k, v in cls.parameters.items())
         print(f"  {name}  ({params})")
-    print("units (a model is UNIT, i.e. UNIT->UNIT, or UNIT-UNIT, e.g. nau-nmu):")
+        print(f"      models: {','.join(cls.default_models)}")
+        for budget, change in cls.budgets.items():
+            print(f"      {budget}: " + ", ".join(f"{k}={v:g}" if isinstance(v, float)
+                                                else f"{k}={v}" for k, v in change.items()))
+    print("units (static task: a model is UNIT, i.e. UNIT->UNIT, or UNIT-UNIT, e.g. nau-nmu):")
     for name, spec in reference.UNITS.items():
+        print(f"  {name:8s} {spec.title}")
+    print("recurrent cells (the cores of the sequence tasks):")
+    for name, spec in reference.CELLS.items():
         print(f"  {name:8s} {spec.title}")
     print("frameworks:")
     for fw in registry.FRAMEWORKS:
         missing = registry.framework_missing(fw)
         print(f"  {fw:8s} {'not installed: ' + missing if missing else 'installed'}")
-    print("budgets:")
+    print("budgets (the static task's; the lines under each task above say what it changes):")
     for b in suite.BUDGETS.values():
         print(f"  {b.name:8s} {b.steps} steps, eval every {b.eval_interval}, {b.seeds} seeds, "
               f"lr {b.lr:g}: {b.description}")
