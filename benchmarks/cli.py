@@ -160,16 +160,20 @@ def _print_summary(root: Path, ids: set[str]) -> None:
     if df.empty:
         return
     df = df[df["id"].isin(ids)]
-    # a row per configuration: the task parameters that vary (op, ranges, language, ...)
-    varying = [c for c in df.columns if c.startswith("param_")
-               and df[c].astype(str).nunique() > 1]
-    table = stats.summary(df, by=("task", *varying, "unit", "framework"))
-    if not table.empty:
-        import pandas as pd
+    import pandas as pd
 
-        with pd.option_context("display.width", 200, "display.max_rows", 500,
-                               "display.float_format", "{:.3g}".format):
-            print(table.to_string(index=False))
+    # per task, a row per configuration: the task parameters that vary (op, language, ...)
+    for task, rows in df.groupby("task", sort=False):
+        rows = rows.dropna(axis=1, how="all")
+        varying = [c for c in rows.columns if c.startswith("param_")
+                   and rows[c].astype(str).nunique() > 1]
+        table = stats.summary(rows, by=(*varying, "unit", "framework")).dropna(axis=1,
+                                                                             how="all")
+        if not table.empty:
+            table.columns = [c.removeprefix("param_") for c in table.columns]
+            with pd.option_context("display.width", 200, "display.max_rows", 500,
+                                   "display.float_format", "{:.3g}".format):
+                print(f"\n{task}:\n{table.to_string(index=False)}")
 
 
 def cmd_report(args) -> int:
