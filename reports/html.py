@@ -119,11 +119,16 @@ def _leaderboards(table: pd.DataFrame, varying: list[str]) -> list[dict]:
         for _, r in rows.iterrows()]} for op, rows in ops]
 
 
+def _plain(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def base_section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> dict:
     """Any task: fixed parameters, leaderboards per op, success rates and learning curves."""
     params = [c for c in df.columns if c.startswith("param_") and c != "param_op"]
     varying = [c for c in ["budget", *params] if df[c].astype(str).nunique() > 1]
-    fixed = {c.removeprefix("param_"): df[c].iloc[0] for c in ["budget", *params]
+    # (a column shared with other tasks' rows is float: 100.0 was the integer 100)
+    fixed = {c.removeprefix("param_"): _plain(df[c].iloc[0]) for c in ["budget", *params]
              if c not in varying and df[c].notna().any()}
     rates = stats.summary(df, by=("param_op", *varying, "unit", "framework"))
     figs = figure("Success rate per model and framework, with 95% Wilson intervals",
@@ -171,6 +176,14 @@ def _frameworks(df: pd.DataFrame) -> dict | None:
                                figures.frameworks(table))}
 
 
+def _task_order(item) -> tuple:
+    """Sections in the order the tasks are registered (static arithmetic first)."""
+    import tasks
+
+    names = list(tasks.TASKS)
+    return (names.index(item[0]) if item[0] in names else len(names), item[0])
+
+
 def render(df: pd.DataFrame, out_path: str | os.PathLike, title: str = "ArithBench report",
            curves: pd.DataFrame | None = None) -> Path:
     """Write the report to out_path and results.csv/.parquet next to it; return the HTML path.
@@ -179,7 +192,8 @@ def render(df: pd.DataFrame, out_path: str | os.PathLike, title: str = "ArithBen
     out_path = Path(out_path)
     finished = df[df["status"].isin(("ok", "diverged"))] if len(df) else df
     sections = [section_builder(task)(task, rows.dropna(axis=1, how="all"), curves)
-                for task, rows in finished.groupby("task", sort=True)] if len(finished) else []
+                for task, rows in sorted(finished.groupby("task"), key=_task_order)
+                ] if len(finished) else []
     html = _ENV.get_template("report.html.j2").render(
         title=title, overview=_overview(df), sections=sections,
         frameworks=_frameworks(finished) if len(finished) else None)
