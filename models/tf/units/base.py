@@ -1,6 +1,6 @@
 """What every TensorFlow / Keras 3 unit shares: the `Unit` base class and helpers.
 
-tf.matmul broadcasts a shared (B, n_in) against replicated (R, n_in, n_out) weights.
+A shared input (B, n_in) against replicated (R, n_in, n_out) weights is one GEMM (`_mm`).
 """
 from __future__ import annotations
 
@@ -62,6 +62,17 @@ class Unit(keras.layers.Layer):
             self.W.assign(tf.clip_by_value(self.W, *self.spec.clip))
 
     project = project_
+
+
+def _mm(x, w):
+    """x @ w. A shared input (B, n) against replicated w (R, n, o) is one GEMM with R*o
+    columns: tf.matmul would broadcast x to R copies (measured, 64 seeds, --common-data:
+    nau-nmu 1.3x, nalu 1.07x faster)."""
+    if len(w.shape) == 3 and len(x.shape) == 2:
+        r, n, o = w.shape
+        y = tf.matmul(x, tf.reshape(tf.transpose(w, (1, 0, 2)), (n, r * o)))
+        return tf.transpose(tf.reshape(y, (-1, r, o)), (1, 0, 2))
+    return tf.matmul(x, w)
 
 
 def _bias(b):

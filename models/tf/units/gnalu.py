@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from models import reference
-from models.tf.units.base import EPS, Unit, nac_w, tf
+from models.tf.units.base import EPS, Unit, _mm, nac_w, tf
 
 
 class GNALU(Unit):
@@ -13,5 +13,5 @@ class GNALU(Unit):
 
     def call(self, x):
         w = self.weight()
-        g = tf.sigmoid(reference.LN_PHI * tf.matmul(x, self.G))
-        return g * tf.matmul(x, w) + (1.0 - g) * tf.exp(tf.matmul(tf.math.log(tf.abs(x) + EPS), w))
+        g = tf.sigmoid(reference.LN_PHI * _mm(x, self.G))
+        return g * _mm(x, w) + (1.0 - g) * tf.exp(_mm(tf.math.log(tf.abs(x) + EPS), w))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from models import reference
-from models.tf.units.base import Unit, _bias, nac_w, tf, weights_am
+from models.tf.units.base import Unit, _bias, _mm, nac_w, tf, weights_am
 
 
 class INALU(Unit):
@@ -13,8 +13,8 @@ class INALU(Unit):
 
     def call(self, x):
         wa, wm = nac_w(self.W_hat_a, self.M_hat_a), nac_w(self.W_hat_m, self.M_hat_m)
-        a = tf.matmul(x, wa)
-        z = tf.matmul(tf.math.log(tf.maximum(tf.abs(x), reference.INALU_EPS)), wm)
+        a = _mm(x, wa)
+        z = _mm(tf.math.log(tf.maximum(tf.abs(x), reference.INALU_EPS)), wm)
         m = tf.exp(tf.minimum(z, reference.INALU_OMEGA))
         aw = tf.expand_dims(tf.abs(wm), -3)
         sign = tf.reduce_prod(tf.expand_dims(tf.sign(x), -1) * aw + 1.0 - aw, axis=-2)

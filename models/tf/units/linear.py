@@ -1,7 +1,7 @@
 """Linear, ReLU, ReLU6: the MLP baselines."""
 from __future__ import annotations
 
-from models.tf.units.base import Unit, _bias, tf
+from models.tf.units.base import Unit, _bias, _mm, tf
 
 
 class Linear(Unit):
@@ -11,7 +11,7 @@ class Linear(Unit):
         return tf.convert_to_tensor(self.W)
 
     def call(self, x):
-        return tf.matmul(x, self.W) + _bias(self.b)
+        return _mm(x, self.W) + _bias(self.b)
 
 
 class ReLU(Linear):

@@ -1,7 +1,7 @@
 """NAC+ and NAC* [NALU]."""
 from __future__ import annotations
 
-from models.tf.units.base import EPS, Unit, nac_weight, tf
+from models.tf.units.base import EPS, Unit, _mm, nac_weight, tf
 
 
 class NAC(Unit):
@@ -13,11 +13,11 @@ class NAC(Unit):
         return nac_weight(self)
 
     def call(self, x):
-        return tf.matmul(x, nac_weight(self))
+        return _mm(x, nac_weight(self))
 
 
 class NACMul(NAC):
     name = "nacmul"
 
     def call(self, x):
-        return tf.exp(tf.matmul(tf.math.log(tf.abs(x) + EPS), nac_weight(self)))
+        return tf.exp(_mm(tf.math.log(tf.abs(x) + EPS), nac_weight(self)))

@@ -1,7 +1,7 @@
 """NALU [NALU]."""
 from __future__ import annotations
 
-from models.tf.units.base import EPS, nac_weight, tf
+from models.tf.units.base import EPS, _mm, nac_weight, tf
 from models.tf.units.nac import NAC
 
 
@@ -12,6 +12,6 @@ class NALU(NAC):
 
     def call(self, x):
         w = nac_weight(self)
-        g = tf.sigmoid(tf.matmul(x, self.G))
-        m = tf.exp(tf.matmul(tf.math.log(tf.abs(x) + EPS), w))
-        return g * tf.matmul(x, w) + (1.0 - g) * m
+        g = tf.sigmoid(_mm(x, self.G))
+        m = tf.exp(_mm(tf.math.log(tf.abs(x) + EPS), w))
+        return g * _mm(x, w) + (1.0 - g) * m

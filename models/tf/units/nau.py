@@ -1,7 +1,7 @@
 """NAU and NMU [NAU]."""
 from __future__ import annotations
 
-from models.tf.units.base import Unit, tf
+from models.tf.units.base import Unit, _mm, tf
 
 
 class NAU(Unit):
@@ -11,7 +11,7 @@ class NAU(Unit):
         return tf.clip_by_value(self.W, -1.0, 1.0)
 
     def call(self, x):
-        return tf.matmul(x, self.weight())
+        return _mm(x, self.weight())
 
 
 class NMU(Unit):

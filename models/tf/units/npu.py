@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from models import reference
-from models.tf.units.base import Unit, _bias, tf
+from models.tf.units.base import Unit, _bias, _mm, tf
 
 
 def _inputs(unit, x):
@@ -26,8 +26,8 @@ class NPU(Unit):
 
     def call(self, x):
         log_r, k = _inputs(self, x)
-        return (tf.exp(tf.matmul(log_r, self.W_re) - tf.matmul(k, self.W_im))
-                * tf.cos(tf.matmul(k, self.W_re) + tf.matmul(log_r, self.W_im)))
+        return (tf.exp(_mm(log_r, self.W_re) - _mm(k, self.W_im))
+                * tf.cos(_mm(k, self.W_re) + _mm(log_r, self.W_im)))
 
     def regulariser(self):
         return _l1(self)
@@ -41,7 +41,7 @@ class RealNPU(Unit):
 
     def call(self, x):
         log_r, k = _inputs(self, x)
-        return tf.exp(tf.matmul(log_r, self.W_re)) * tf.cos(tf.matmul(k, self.W_re))
+        return tf.exp(_mm(log_r, self.W_re)) * tf.cos(_mm(k, self.W_re))
 
     def regulariser(self):
         return _l1(self)
