@@ -24,8 +24,9 @@ Units compared in [Primer] (Mistry, Hare, Gerding 2022), defined further down:
   ``m = exp(min(log(max(|x|, 1e-7)) W_m, 20))`` (the log-space sum clipped at omega = 20);
   sign recovery ``s_j = prod_i (sign(x_i) |W_m,ij| + 1 - |W_m,ij|)``;
   ``y = g (x W_a) + (1 - g) m s``. Regulariser ``sum_P mean(max(20 - |P|, 0))`` over
-  W_hat_a, M_hat_a, W_hat_m, M_hat_m, g_hat. Not implemented: its re-initialisation of
-  a run whose loss stalls and its gradient clipping (options of the paper's training).
+  W_hat_a, M_hat_a, W_hat_m, M_hat_m, g_hat. Its re-initialisation of a run whose loss
+  stalls is an option of the static task's loop, off by default (``--param reinit=true``;
+  the rule: ``models.supervised.Reinit``). Not implemented: its gradient clipping.
 - npu [NPU] (Heim, Pevny, Smidl 2020): relevance gate ``g = clip(g_hat, 0, 1)``
   per input, ``r = g (|x| + eps) + 1 - g``, ``k = pi g [x < 0]``;
   ``y = exp(log(r) W_re - k W_im) * cos(k W_re + log(r) W_im)`` (the real part of the
@@ -149,6 +150,9 @@ class UnitSpec:
     # regulariser on ``weights``
     penalty: Callable | None = None
     lr: float | None = None  # the learning rate its paper uses, where it differs (primer)
+    # its paper re-initialises a stalled run: opts in to the loop's optional `Reinit`
+    # (models/supervised.py; static_arithmetic's ``reinit`` parameter, off by default)
+    reinit: bool = False
 
 
 UNITS: dict[str, UnitSpec] = {}
@@ -309,7 +313,7 @@ for _spec in (
              _weights_am, multiplicative=True),
     UnitSpec("inalu", "iNALU", ("W_hat_a", "M_hat_a", "W_hat_m", "M_hat_m", "g"), _inalu,
              _init_inalu, _weights_am, regularised=True, schedule=(10.0, 1e6, 2e6),
-             multiplicative=True, penalty=_inalu_penalty),
+             multiplicative=True, penalty=_inalu_penalty, reinit=True),
     UnitSpec("npu", "NPU", ("W_re", "W_im", "g"), _npu, _init_npu, _npu_weights,
              regularised=True, schedule=(1e-5, 0.0, 5e6), multiplicative=True,
              penalty=_l1_penalty(("W_re", "W_im", "g")), lr=5e-3),

@@ -3,9 +3,10 @@
 A framework supplies a trainer with three methods (see `models/torch/train.py`):
 ``train(xs, ys, lams)`` runs len(xs) optimiser steps (an optional ``prepare(xs, ys)``
 returns its keyword arguments, made on the data thread), ``errors(x, y)`` gives the
-per-replica MSE, ``params()`` the per-layer parameters. Everything else - when to
-evaluate, which step is selected, which replica diverged - is decided here once,
-so both frameworks follow the same protocol.
+per-replica MSE, ``params()`` the per-layer parameters, and, for the optional
+re-initialisation of stalled replicas (`Reinit`), ``reinit(mask, layers)``. Everything
+else - when to evaluate, which step is selected, which replica diverged or stalled - is
+decided here once, so both frameworks follow the same protocol.
 """
 from __future__ import annotations
 
@@ -21,6 +22,53 @@ from tasks.base import INIT_STREAM, ReplicaBatches
 
 
 @dataclass(frozen=True)
+class Reinit:
+    """[iNALU]'s re-initialisation of a run whose loss stalls, counted in evaluations.
+
+    [iNALU] (Schloer, Ring, Hotho 2020) re-initialises the weights of a run whose loss,
+    checked every t epochs, has not improved over the last ones while it is still above a
+    threshold (our reading of the paper; its exact averaging and values were not checked
+    against its code). Here, per replica, at every ``window``-th evaluation since its last
+    (re)initialisation: with ``recent`` and ``older`` the means of the interpolation MSE
+    over the last window/2 evaluations and the window/2 before, the replica is stalled when
+    ``recent > factor * older`` and ``recent > level``. A stalled replica gets fresh weights
+    in every layer whose unit opts in (`UnitSpec.reinit`), drawn from
+    ``default_rng([seed, INIT_STREAM, layer, attempt])`` (attempt 1, 2, ...; the first
+    initialisation is attempt 0, ``[seed, INIT_STREAM, layer]``), and zero Adam moments.
+    A replica with a non-finite error is recorded as diverged, not re-initialised. Model
+    selection (the best interpolation error) spans every attempt. Adam's step count is one
+    per parameter tensor, shared by the replicas, so it goes on: a re-initialised replica's
+    bias correction is that of the running step, not of a fresh optimiser (its first
+    updates are up to sqrt(1 - beta2) / (1 - beta1) ~ 0.32 / 0.1, about 3 lr, not lr).
+    """
+
+    window: int = 10  # evaluations per check; [iNALU]'s t = 10 (epochs there)
+    factor: float = 1.0  # stalled unless the recent mean is below factor * older mean
+    level: float = 1.0  # ... and only while the recent mean MSE is above this (our choice)
+
+    def __post_init__(self):
+        if int(self.window) != self.window or self.window < 2 or self.window % 2:
+            raise ValueError(f"Reinit window {self.window!r} must be an even integer >= 2")
+        if not (self.factor >= 0 and self.level >= 0):
+            raise ValueError(f"Reinit factor {self.factor!r} and level {self.level!r} "
+                             f"must be >= 0")
+
+
+def stalled(err: np.ndarray, e: int, since: np.ndarray, rule: Reinit) -> np.ndarray:
+    """(R,) bool: replicas that `rule` re-initialises at evaluation ``e``, given their
+    errors ``err`` (R, E) and the evaluation of their last (re)initialisation ``since``."""
+    half = rule.window // 2
+    due = (e - since >= rule.window) & ((e - since) % rule.window == 0)
+    if not due.any():  # a due replica has window evaluations after its (re)initialisation
+        return due
+    with np.errstate(invalid="ignore"):
+        older = err[:, e - rule.window + 1:e - half + 1].mean(axis=1)
+        recent = err[:, e - half + 1:e + 1].mean(axis=1)
+        return due & np.isfinite(recent) & np.isfinite(older) \
+            & (recent > rule.factor * older) & (recent > rule.level)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     steps: int
     batch_size: int = 128
@@ -29,6 +77,7 @@ class TrainConfig:
     schedule_scale: float = 1.0  # regulariser schedules are given in paper steps
     chunk_bytes: int = 32 << 20  # most input data generated at once
     eval_chunk: int = 2000  # samples evaluated at once (bounded memory for many replicas)
+    reinit: Reinit | None = None  # re-initialise stalled replicas (off: the default)
 
 
 @dataclass
@@ -61,11 +110,16 @@ def regulariser_weights(units: list[str], cfg: TrainConfig, steps: np.ndarray) -
 
 def fit(trainer, units: list[str], batches: Callable[[int], tuple[np.ndarray, np.ndarray]],
         eval_sets: dict[str, tuple[np.ndarray, np.ndarray]], cfg: TrainConfig,
-        replicas: int, bytes_per_step: int, progress: Callable[[int], None] | None = None) -> Fit:
+        replicas: int, bytes_per_step: int, progress: Callable[[int], None] | None = None,
+        fresh: Callable[[np.ndarray, np.ndarray], list[dict | None]] | None = None) -> Fit:
     """Train, evaluating every ``eval_interval`` steps on the fixed sets.
 
     ``batches(T)`` returns T steps of data shaped (T, R or 1, B, n_in) and
-    (T, R, B, n_out). The first eval set selects the model (interpolation).
+    (T, R, B, n_out). The first eval set selects the model (interpolation), over every
+    attempt when ``cfg.reinit`` re-initialises stalled replicas: then
+    ``fresh(replicas, attempts)`` gives, per layer, their new parameters (None: the layer
+    keeps its weights), and ``extra["reinit_steps"]`` lists per replica the steps at
+    which it was re-initialised.
     """
     eval_steps = np.unique(np.r_[np.arange(0, cfg.steps, cfg.eval_interval), cfg.steps])
     names = list(eval_sets)
@@ -74,6 +128,10 @@ def fit(trainer, units: list[str], batches: Callable[[int], tuple[np.ndarray, np
     best_index = np.zeros(replicas, dtype=int)
     best_params = trainer.params()
     diverged_at = np.full(replicas, -1)
+    since = np.zeros(replicas, dtype=int)  # evaluation of each replica's last (re)init
+    reinit_steps: list[list[int]] = [[] for _ in range(replicas)]
+    if cfg.reinit is not None and fresh is None:
+        raise ValueError("cfg.reinit needs fresh(replicas, attempts) to draw new weights")
 
     def evaluate(e: int) -> None:
         for name in names:
@@ -88,6 +146,16 @@ def fit(trainer, units: list[str], batches: Callable[[int], tuple[np.ndarray, np
             for layer_best, layer_now in zip(best_params, trainer.params()):
                 for k in layer_best:
                     layer_best[k][improved] = layer_now[k][improved]
+
+    def reinitialise(e: int) -> None:
+        mask = stalled(errors[names[0]], e, since, cfg.reinit) & (diverged_at < 0)
+        if mask.any():
+            which = np.flatnonzero(mask)
+            attempts = np.array([len(reinit_steps[r]) + 1 for r in which])
+            trainer.reinit(mask, fresh(which, attempts))
+            since[mask] = e
+            for r in which:
+                reinit_steps[r].append(int(eval_steps[e]))
 
     chunk = max(1, min(cfg.eval_interval, cfg.chunk_bytes // max(bytes_per_step, 1)))
     plan = []  # (first step, steps, index of the evaluation that follows or -1)
@@ -116,8 +184,11 @@ def fit(trainer, units: list[str], batches: Callable[[int], tuple[np.ndarray, np
                 progress(n)
             if e >= 0:
                 evaluate(e)
+                if cfg.reinit is not None:
+                    reinitialise(e)
+    extra = {"reinit_steps": reinit_steps} if cfg.reinit is not None else {}
     return Fit(units, eval_steps, errors, best_index, best_params, diverged_at,
-               train_seconds=time.perf_counter() - start)
+               train_seconds=time.perf_counter() - start, extra=extra)
 
 
 def eval_chunk(layers, replicas: int, budget_bytes: int) -> int:
@@ -142,14 +213,26 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
         init, lr=first.lr, device=first.device)
     cfg = TrainConfig(steps=first.steps, batch_size=first.batch_size, lr=first.lr,
                       eval_interval=first.eval_interval, schedule_scale=first.schedule_scale)
-    cfg = replace(cfg, eval_chunk=eval_chunk(layers, len(seeds), cfg.chunk_bytes))
+    # the re-initialisation applies to models with a unit that opts in (iNALU)
+    rule = getattr(task, "reinit", None)
+    opted = any(reference.UNITS[unit].reinit for unit, _, _ in layers)
+    cfg = replace(cfg, eval_chunk=eval_chunk(layers, len(seeds), cfg.chunk_bytes),
+                  reinit=rule if opted else None)
     batches = ReplicaBatches(task, instances, seeds, first.batch_size, first.common_data)
     n_in, n_out = layers[0][1], layers[-1][2]
     bytes_per_step = 4 * first.batch_size * (n_in * (1 if first.common_data else len(seeds))
                                              + n_out * len(seeds))
     tick = (lambda n: progress(n * len(seeds))) if progress else None
+
+    def fresh(which, attempts):
+        """Attempt a's weights of replica r, layer j: rng [seed_r, INIT_STREAM, j, a]."""
+        return [registry.init_params(unit, n_in_j, n_out_j, [[seeds[r], INIT_STREAM, j, a]
+                                                             for r, a in zip(which, attempts)])
+                if reference.UNITS[unit].reinit else None
+                for j, (unit, n_in_j, n_out_j) in enumerate(layers)]
+
     result = fit(trainer, [u for u, _, _ in layers], batches, eval_sets, cfg, len(seeds),
-                 bytes_per_step, progress=tick)
+                 bytes_per_step, progress=tick, fresh=fresh)
     out = []
     for r in range(len(specs)):
         diverged = result.diverged_at[r] >= 0

@@ -101,6 +101,9 @@ class StaticArithmetic(Task):
         "hidden_size": 2,
         "eval_size": 10_000,
         "eps": 1e-5,
+        # [iNALU]'s re-initialisation of a stalled replica (units that opt in: iNALU):
+        # false (default), true (models.supervised.Reinit's defaults) or WINDOW,FACTOR,LEVEL
+        "reinit": False,
     }
     default_models = DEFAULT_MODELS
 
@@ -160,6 +163,9 @@ class StaticArithmetic(Task):
         for key in ("input_size", "hidden_size", "eval_size"):
             if not isinstance(p[key], (int, np.integer)) or p[key] < 1:
                 raise TaskError(f"bad {key} {p[key]!r}; expected a positive integer")
+        p["reinit"] = parse_reinit(p["reinit"])
+        if p["reinit"] is False:  # off: left out of the spec, so record ids stay as before
+            del p["reinit"]
         p["interpolation_range"] = parse_ranges(p["interpolation_range"], "interpolation_range")
         p["extrapolation_range"] = parse_ranges(p["extrapolation_range"], "extrapolation_range")
         if p["op"] in POSITIVE_OPS:
@@ -174,6 +180,16 @@ class StaticArithmetic(Task):
             if self.subset_size < 1 or self.span > p["input_size"]:
                 raise TaskError(f"input_size {p['input_size']} cannot hold two subsets of "
                                 f"{self.subset_size} overlapping by {self.overlap}")
+
+    @property
+    def reinit(self):
+        """The loop's re-initialisation rule, or None when off (models.supervised)."""
+        from models.supervised import Reinit
+
+        value = self.params.get("reinit", False)
+        if value is False:
+            return None
+        return Reinit() if value is True else Reinit(*value)
 
     # protocol geometry
     @property
@@ -265,7 +281,16 @@ class StaticArithmetic(Task):
             "selected_step": int(fit.steps[best]),
             "sparsity_error": sparsity,
             "magnitude_curve": self.magnitude_curve(fit, r, inst),
+            **self.reinit_metrics(fit, r),
         }
+
+    def reinit_metrics(self, fit, r) -> dict:
+        """With --param reinit only (records without it are unchanged): how often and at
+        which steps replica r was re-initialised (never for units that do not opt in)."""
+        if self.reinit is None:
+            return {}
+        steps = fit.extra["reinit_steps"][r] if "reinit_steps" in fit.extra else []
+        return {"reinitialisations": len(steps), "reinit_steps": list(steps)}
 
     def magnitude_curve(self, fit, r, inst, samples: int = 1000) -> dict[str, list]:
         """MSE of the selected model on inputs U[c, c+1] for growing c ([NALU]'s first
@@ -288,6 +313,25 @@ class StaticArithmetic(Task):
                 err = float(np.mean((h - self.targets(inst, x)) ** 2))
             mse.append(err if np.isfinite(err) else None)
         return {"start": starts.tolist(), "width": (high - low) / 4, "mse": mse}
+
+
+def parse_reinit(value):
+    """False, True, or (window, factor, level) from a bool, "true"/"false" or 3 numbers."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "on", "off"):
+        return value.lower() in ("true", "on")
+    try:
+        window, factor, level = value
+        if isinstance(window, bool) or int(window) != window:
+            raise ValueError
+        from models.supervised import Reinit
+
+        rule = Reinit(int(window), float(factor), float(level))
+    except (TypeError, ValueError):
+        raise TaskError(f"bad reinit {value!r}; expected true, false or WINDOW,FACTOR,LEVEL "
+                        f"(an even number of evaluations >= 2, then two numbers >= 0)") from None
+    return (rule.window, rule.factor, rule.level)
 
 
 def _normalised(err: float, untrained: float) -> float:

@@ -74,3 +74,22 @@ class Trainer:
 
     def params(self) -> list[dict[str, np.ndarray]]:
         return [u.get_params() for u in self.net.units]
+
+    def reinit(self, mask: np.ndarray, layers: list[dict[str, np.ndarray] | None]) -> None:
+        """Give the replicas in ``mask`` (R,) the parameters ``layers`` (per layer, arrays
+        with one row per selected replica; None keeps the layer) and zero their Adam
+        moments; other replicas are untouched. Adam's step count (``iterations``) is shared
+        by all replicas, so it goes on (models.supervised.Reinit)."""
+        mask = np.asarray(mask, dtype=bool)
+        with tf.device(self.device):
+            for unit, new in zip(self.net.units, layers):
+                for k, value in (new or {}).items():
+                    var = getattr(unit, k)
+                    data = var.numpy()
+                    data[mask] = np.asarray(value, dtype=np.float32)
+                    var.assign(data)
+                    i = self.opt._get_variable_index(var)
+                    for slots in (self.opt._momentums, self.opt._velocities):
+                        moment = slots[i].numpy()
+                        moment[mask] = 0.0
+                        slots[i].assign(moment)

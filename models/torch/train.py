@@ -69,3 +69,18 @@ class Trainer:
 
     def params(self) -> list[dict[str, np.ndarray]]:
         return [u.get_params() for u in self.net.units]
+
+    @torch.no_grad()
+    def reinit(self, mask: np.ndarray, layers: list[dict[str, np.ndarray] | None]) -> None:
+        """Give the replicas in ``mask`` (R,) the parameters ``layers`` (per layer, arrays
+        with one row per selected replica; None keeps the layer) and zero their Adam
+        moments; other replicas are untouched. Adam's step count is one per tensor, shared
+        by all replicas, so it goes on (models.supervised.Reinit)."""
+        idx = torch.as_tensor(np.flatnonzero(mask), device=self.device)
+        for unit, new in zip(self.net.units, layers):
+            for k, value in (new or {}).items():
+                p = getattr(unit, k)
+                p[idx] = self._tensor(value)
+                for moment in ("exp_avg", "exp_avg_sq"):
+                    if moment in self.opt.state.get(p, {}):
+                        self.opt.state[p][moment][idx] = 0.0
