@@ -39,7 +39,7 @@ class Reinit:
     selection (the best interpolation error) spans every attempt. Adam's step count is one
     per parameter tensor, shared by the replicas, so it goes on: a re-initialised replica's
     bias correction is that of the running step, not of a fresh optimiser (its first
-    updates are up to sqrt(1 - beta2) / (1 - beta1) ~ 0.32 / 0.1, about 3 lr, not lr).
+    updates are about (1 - beta1) / sqrt(1 - beta2) = 0.1 / 0.032, i.e. 3 lr, not lr).
     """
 
     window: int = 10  # evaluations per check; [iNALU]'s t = 10 (epochs there)
