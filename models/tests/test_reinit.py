@@ -85,8 +85,8 @@ def test_trainer_reinit_sets_weights_and_zeroes_moments(framework):
         np.testing.assert_array_equal(v[~mask], twin.params()[0][k][~mask])
 
 
-def _run(framework, model, reinit, monkeypatch=None):
-    params = {"op": ["mul"], "input_size": [2], "eval_size": [200]}
+def _run(framework, model, reinit, input_size=2):
+    params = {"op": ["mul"], "input_size": [input_size], "eval_size": [200]}
     if reinit is not None:
         params["reinit"] = [reinit]
     specs = suite.expand(["static_arithmetic"], [model], [framework], [0, 1], TINY, params)
@@ -100,13 +100,14 @@ def test_forced_stall_draws_the_next_attempt(framework, monkeypatch):
     original = trainer_cls.reinit
 
     def spy(self, mask, layers):
+        before = self.params()
         original(self, mask, layers)
-        calls.append((mask.copy(), self.params()))
+        calls.append((mask.copy(), self.params(), before, layers))
 
     monkeypatch.setattr(trainer_cls, "reinit", spy)
     records = _run(framework, "inalu", FORCED)
     assert len(calls) == 3  # evaluations 2, 4, 6 of 0..6
-    for attempt, (mask, params) in enumerate(calls, start=1):
+    for attempt, (mask, params, _, _) in enumerate(calls, start=1):
         assert mask.all()
         for r, seed in enumerate((0, 1)):
             want = reference.init("inalu", 2, 1, np.random.default_rng(
@@ -117,6 +118,13 @@ def test_forced_stall_draws_the_next_attempt(framework, monkeypatch):
         m = records[seed]["metrics"]
         assert m["reinitialisations"] == 3 and m["reinit_steps"] == [20, 40, 60]
 
+    calls.clear()  # in a two-layer model only the iNALU layer gets new weights
+    records = _run(framework, "nau-inalu", FORCED, input_size=4)
+    assert len(calls) == 3 and records[0]["metrics"]["reinitialisations"] == 3
+    for _, params, before, layers in calls:
+        assert layers[0] is None
+        for k in params[0]:
+            np.testing.assert_array_equal(params[0][k], before[0][k])
     calls.clear()  # a unit that does not opt in is never re-initialised
     records = _run(framework, "nau", FORCED)
     assert not calls and records[0]["metrics"]["reinitialisations"] == 0
