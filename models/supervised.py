@@ -35,14 +35,15 @@ class Reinit:
     in every layer whose unit opts in (`UnitSpec.reinit`), drawn from
     ``default_rng([seed, INIT_STREAM, layer, attempt])`` (attempt 1, 2, ...; the first
     initialisation is attempt 0, ``[seed, INIT_STREAM, layer]``), and zero Adam moments.
-    A replica with a non-finite error is recorded as diverged, not re-initialised. Model
+    A replica with a non-finite error is recorded as diverged, not re-initialised, and
+    nothing is re-initialised at the last evaluation (no training follows). Model
     selection (the best interpolation error) spans every attempt. Adam's step count is one
     per parameter tensor, shared by the replicas, so it goes on: a re-initialised replica's
     bias correction is that of the running step, not of a fresh optimiser (its first
     updates are about (1 - beta1) / sqrt(1 - beta2) = 0.1 / 0.032, i.e. 3 lr, not lr).
     """
 
-    window: int = 10  # evaluations per check; [iNALU]'s t = 10 (epochs there)
+    window: int = 10  # evaluations per check ([iNALU] counts epochs; 10 is our choice)
     factor: float = 1.0  # stalled unless the recent mean is below factor * older mean
     level: float = 1.0  # ... and only while the recent mean MSE is above this (our choice)
 
@@ -184,7 +185,7 @@ def fit(trainer, units: list[str], batches: Callable[[int], tuple[np.ndarray, np
                 progress(n)
             if e >= 0:
                 evaluate(e)
-                if cfg.reinit is not None:
+                if cfg.reinit is not None and e < len(eval_steps) - 1:  # none after the last
                     reinitialise(e)
     extra = {"reinit_steps": reinit_steps} if cfg.reinit is not None else {}
     return Fit(units, eval_steps, errors, best_index, best_params, diverged_at,
