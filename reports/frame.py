@@ -58,6 +58,7 @@ def frame(records: Iterable[dict]) -> pd.DataFrame:
     rows = [_row(r) for r in records]
     df = pd.DataFrame(rows, columns=None if rows else ["id", *SPEC_FIELDS, "status", "reason"])
     metrics = {k for r in records if isinstance(r, dict) for k in (r.get("metrics") or {})}
+    _fill_omitted(df)
     for col in [*metrics, *THROUGHPUT]:  # missing values (skipped runs) must not make them object
         kind = pd.api.types.infer_dtype(df[col], skipna=True) if col in df else None
         if kind == "boolean":
@@ -65,6 +66,20 @@ def frame(records: Iterable[dict]) -> pd.DataFrame:
         elif kind in ("integer", "floating", "mixed-integer-float", "empty"):
             df[col] = df[col].astype(float)
     return df
+
+
+def _fill_omitted(df: pd.DataFrame) -> None:
+    """An option that a task leaves out of its spec while off (``omitted_when_off``, e.g.
+    static_arithmetic's ``reinit``) gets its default where another record has it on, so
+    that a column never mixes values with missing ones."""
+    import tasks
+
+    for name, cls in tasks.TASKS.items():
+        for key in getattr(cls, "omitted_when_off", ()):
+            col = f"param_{key}"
+            if col in df and "task" in df:
+                rows = (df["task"] == name) & df[col].isna()
+                df.loc[rows, col] = readable(cls.parameters[key])
 
 
 def load(results_dir: str | os.PathLike) -> pd.DataFrame:

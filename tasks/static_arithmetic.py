@@ -102,10 +102,12 @@ class StaticArithmetic(Task):
         "eval_size": 10_000,
         "eps": 1e-5,
         # [iNALU]'s re-initialisation of a stalled replica (units that opt in: iNALU):
-        # false (default), true (models.supervised.Reinit's defaults) or WINDOW,FACTOR,LEVEL
-        "reinit": False,
+        # off (default; also false), on or true (models.supervised.Reinit's defaults), or
+        # WINDOW,FACTOR,LEVEL; on, the spec holds (window, factor, level)
+        "reinit": "off",
     }
     default_models = DEFAULT_MODELS
+    omitted_when_off = ("reinit",)  # left out of specs while off (reports: reports/frame.py)
 
     @classmethod
     def defaults(cls, grid, budget):
@@ -164,7 +166,7 @@ class StaticArithmetic(Task):
             if not isinstance(p[key], (int, np.integer)) or p[key] < 1:
                 raise TaskError(f"bad {key} {p[key]!r}; expected a positive integer")
         p["reinit"] = parse_reinit(p["reinit"])
-        if p["reinit"] is False:  # off: left out of the spec, so record ids stay as before
+        if p["reinit"] is None:  # off: left out of the spec, so record ids stay as before
             del p["reinit"]
         p["interpolation_range"] = parse_ranges(p["interpolation_range"], "interpolation_range")
         p["extrapolation_range"] = parse_ranges(p["extrapolation_range"], "extrapolation_range")
@@ -186,10 +188,8 @@ class StaticArithmetic(Task):
         """The loop's re-initialisation rule, or None when off (models.supervised)."""
         from models.supervised import Reinit
 
-        value = self.params.get("reinit", False)
-        if value is False:
-            return None
-        return Reinit() if value is True else Reinit(*value)
+        value = self.params.get("reinit")
+        return None if value is None else Reinit(*value)
 
     # protocol geometry
     @property
@@ -316,21 +316,25 @@ class StaticArithmetic(Task):
 
 
 def parse_reinit(value):
-    """False, True, or (window, factor, level) from a bool, "true"/"false" or 3 numbers."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in ("true", "false", "on", "off"):
-        return value.lower() in ("true", "on")
-    try:
-        window, factor, level = value
-        if isinstance(window, bool) or int(window) != window:
-            raise ValueError
-        from models.supervised import Reinit
+    """None (off) or (window, factor, level) from off/on/false/true, a bool or 3 numbers."""
+    from models.supervised import Reinit
 
-        rule = Reinit(int(window), float(factor), float(level))
-    except (TypeError, ValueError):
-        raise TaskError(f"bad reinit {value!r}; expected true, false or WINDOW,FACTOR,LEVEL "
-                        f"(an even number of evaluations >= 2, then two numbers >= 0)") from None
+    if isinstance(value, (bool, np.bool_)):
+        value = "on" if value else "off"
+    if isinstance(value, str) and value.lower() in ("true", "false", "on", "off"):
+        if value.lower() in ("false", "off"):
+            return None
+        rule = Reinit()
+    else:
+        try:
+            window, factor, level = value
+            if isinstance(window, bool) or int(window) != window:
+                raise ValueError
+            rule = Reinit(int(window), float(factor), float(level))
+        except (TypeError, ValueError):
+            raise TaskError(f"bad reinit {value!r}; expected off, on or WINDOW,FACTOR,LEVEL "
+                            f"(an even number of evaluations >= 2, then two numbers >= 0)"
+                            ) from None
     return (rule.window, rule.factor, rule.level)
 
 

@@ -35,7 +35,9 @@ def test_stalled_rule():
 def test_task_parameter():
     assert StaticArithmetic().reinit is None
     # off, it is left out of the task's params, so specs and record ids stay as before
-    assert "reinit" not in StaticArithmetic(reinit=False).params
+    for off in (False, "false", "off"):
+        assert "reinit" not in StaticArithmetic(reinit=off).params
+    assert StaticArithmetic(reinit=True).params["reinit"] == (10, 1.0, 1.0)
     assert "reinit" not in str(StaticArithmetic(reinit="false"))  # the default: no name change
     assert StaticArithmetic(reinit="true").reinit == Reinit()
     assert StaticArithmetic(reinit=[4, 0.5, 1e-3]).reinit == Reinit(4, 0.5, 1e-3)
@@ -130,3 +132,12 @@ def test_forced_stall_draws_the_next_attempt(framework, monkeypatch):
     assert not calls and records[0]["metrics"]["reinitialisations"] == 0
     records = _run(framework, "inalu", None)  # off: not called, not recorded
     assert not calls and "reinitialisations" not in records[0]["metrics"]
+
+
+def test_report_column_reads_off_where_the_spec_left_it_out():
+    from reports import frame
+
+    records = [{"id": str(i), "task": "static_arithmetic", "task_params": params}
+               for i, params in enumerate(({"op": "mul"}, {"op": "mul", "reinit": [4, 1, 0]}))]
+    assert frame.frame(records)["param_reinit"].tolist() == ["off", "[4,1,0]"]
+    assert "param_reinit" not in frame.frame(records[:1])
