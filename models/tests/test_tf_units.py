@@ -166,7 +166,7 @@ def test_trainer_nau_decreases_loss(jit):
     assert np.all(after < 0.1 * before)
     w = trainer.params()[0]["W"]
     np.testing.assert_allclose(w[:, :2, 0], 1.0, atol=0.05)
-    assert trainer._train.experimental_get_tracing_count() == 1  # no retrace per call
+    assert trainer._train.traces() == 1  # no retrace per call
 
 
 def test_trainer_projects_nau_into_range():

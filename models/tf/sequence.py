@@ -12,6 +12,7 @@ import numpy as np
 
 from models.tf import cells, units
 from models.tf.cells import keras, tf
+from models.tf.steps import CompiledSteps
 from models.tf.train import _device
 
 
@@ -67,9 +68,9 @@ class Trainer:
         self._regularised = [j for j, u in enumerate(self.net.units)
                              if u.regulariser() is not None]
         seq = tf.TensorSpec([None, None, None, self.length, None], tf.float32)
-        self._train = tf.function(self._steps, input_signature=[
+        self._train = CompiledSteps(self._step, [
             seq, tf.TensorSpec([None, None, None, None], tf.float32),
-            tf.TensorSpec([None, None], tf.float32)], autograph=False, jit_compile=jit_compile)
+            tf.TensorSpec([None, None], tf.float32)], jit_compile=jit_compile)
         self._forward = tf.function(self.net.looped, input_signature=[
             tf.TensorSpec([None, None, None], tf.float32)], autograph=False)
 
@@ -85,17 +86,9 @@ class Trainer:
         self.opt.apply_gradients(zip(grads, self.net.trainable_variables))
         self.net.project_()
 
-    def _steps(self, xs, ys, lams):
-        def body(t):
-            self._step(xs[t], ys[t], lams[t])
-            return (t + 1,)
-        tf.while_loop(lambda t: t < tf.shape(xs)[0], body, (tf.constant(0),),
-                      parallel_iterations=1)
-
     def train(self, xs: np.ndarray, ys: np.ndarray, lams: np.ndarray) -> None:
         with tf.device(self.device):
-            self._train(np.asarray(xs, dtype=np.float32), np.asarray(ys, dtype=np.float32),
-                        np.asarray(lams, dtype=np.float32))
+            self._train(xs, ys, lams)
 
     def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000) -> np.ndarray:
         """Per-replica MSE on a shared set x (N, L, n_in), targets y (R, N, n_out)."""

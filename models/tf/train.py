@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.tf.nets import Stack
+from models.tf.steps import CompiledSteps
 from models.tf.units import keras, tf
 
 _SEQ = tf.TensorSpec([None, None, None, None], tf.float32)
@@ -23,7 +24,7 @@ def _device(device: str) -> str:
 class Trainer:
     """One Adam over every replica; the loss is summed over replicas so each
     replica's gradient is its own. T steps run as one compiled while-loop; with
-    ``jit_compile`` (default) XLA fuses it, compiled once per distinct (T, R, B) shape."""
+    ``jit_compile`` (default) XLA fuses it (`CompiledSteps`: compiled once per trainer)."""
 
     def __init__(self, layers: list[tuple[str, dict[str, np.ndarray]]], lr: float,
                  device: str = "cpu", jit_compile: bool = True):
@@ -35,8 +36,8 @@ class Trainer:
             self.opt = keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8)
             self.opt.build(self.net.trainable_variables)
         self._regularised = [j for j, u in enumerate(self.net.units) if u.spec.regularised]
-        self._train = tf.function(self._steps, input_signature=[_SEQ, _SEQ, tf.TensorSpec(
-            [None, None], tf.float32)], autograph=False, jit_compile=jit_compile)
+        self._train = CompiledSteps(self._step, [_SEQ, _SEQ, tf.TensorSpec(
+            [None, None], tf.float32)], jit_compile=jit_compile)
         self._forward = tf.function(self.net.call, input_signature=[
             tf.TensorSpec([None, None], tf.float32)], autograph=False, jit_compile=jit_compile)
 
@@ -50,17 +51,9 @@ class Trainer:
         self.opt.apply_gradients(zip(grads, self.net.trainable_variables))
         self.net.project_()
 
-    def _steps(self, xs, ys, lams):
-        def body(t):
-            self._step(xs[t], ys[t], lams[t])
-            return (t + 1,)
-        tf.while_loop(lambda t: t < tf.shape(xs)[0], body, (tf.constant(0),),
-                      parallel_iterations=1)
-
     def train(self, xs: np.ndarray, ys: np.ndarray, lams: np.ndarray) -> None:
         with tf.device(self.device):
-            self._train(np.asarray(xs, dtype=np.float32), np.asarray(ys, dtype=np.float32),
-                        np.asarray(lams, dtype=np.float32))
+            self._train(xs, ys, lams)
 
     def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000) -> np.ndarray:
         """Per-replica MSE on a shared input set x (N, n_in), targets y (R, N, n_out)."""

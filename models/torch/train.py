@@ -21,7 +21,7 @@ class Trainer:
         self.threads = threads
         self.device = torch.device(device)
         self.net = Stack(layers).to(self.device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, fused=True)
 
     def _tensor(self, a):
         return torch.as_tensor(np.asarray(a, dtype=np.float32), device=self.device)

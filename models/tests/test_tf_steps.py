@@ -1,0 +1,44 @@
+"""CompiledSteps: chunks of any length run exactly their own steps, from one trace."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from models.tf.steps import CompiledSteps  # noqa: E402
+from models.tf.units import tf  # noqa: E402
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_padded_steps_are_not_run(jit):
+    count = tf.Variable(0.0)
+    total = tf.Variable(0.0)
+
+    def step(x, y):
+        count.assign_add(1.0)
+        total.assign_add(tf.reduce_sum(x) + tf.reduce_sum(y))
+
+    steps = CompiledSteps(step, [tf.TensorSpec([None, 2], tf.float32),
+                                 tf.TensorSpec([None], tf.float32)], jit_compile=jit)
+    rng = np.random.default_rng(0)
+    expected_count = expected_total = 0.0
+    for n in (7, 3, 7, 1):  # the longest first, as the supervised loop's chunks come
+        x, y = rng.uniform(1, 2, (n, 2)), rng.uniform(1, 2, n)
+        steps(x, y)
+        expected_count += n
+        expected_total += x.astype(np.float32).sum() + y.astype(np.float32).sum()
+        assert count.numpy() == expected_count
+        np.testing.assert_allclose(total.numpy(), expected_total, rtol=1e-5)
+    assert steps.capacity == 7 and steps.traces() == 1
+
+
+def test_a_longer_chunk_grows_the_capacity():
+    count = tf.Variable(0.0)
+    steps = CompiledSteps(lambda x: count.assign_add(tf.reduce_sum(x)),
+                          [tf.TensorSpec([None], tf.float32)])
+    steps(np.ones(2))
+    steps(np.ones(5))
+    steps(np.ones(3))
+    assert count.numpy() == 10.0
+    assert steps.capacity == 5
