@@ -42,3 +42,14 @@ def test_a_longer_chunk_grows_the_capacity():
     steps(np.ones(3))
     assert count.numpy() == 10.0
     assert steps.capacity == 5
+
+
+def test_errors_with_a_padded_last_chunk_equal_one_chunk():
+    from models import registry
+    from models.tf.train import Trainer
+
+    trainer = Trainer([("nalu", registry.init_params("nalu", 4, 1, range(3)))], lr=1e-3)
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(-2, 2, (7, 4)), rng.uniform(-2, 2, (3, 7, 1))
+    whole = trainer.errors(x, y, chunk=100)
+    np.testing.assert_allclose(trainer.errors(x, y, chunk=3), whole, rtol=1e-6)

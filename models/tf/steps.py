@@ -40,11 +40,12 @@ class CompiledSteps:
     def __call__(self, *arrays: np.ndarray) -> None:
         n = arrays[0].shape[0]
         self.capacity = max(self.capacity, n)
-        self._fn(*(_padded(np.asarray(a, dtype=np.float32), self.capacity) for a in arrays),
+        self._fn(*(padded(np.asarray(a, dtype=np.float32), self.capacity) for a in arrays),
                  np.int32(n))
 
 
-def _padded(a: np.ndarray, steps: int) -> np.ndarray:
+def padded(a: np.ndarray, steps: int) -> np.ndarray:
+    """``a`` with zero rows appended up to ``steps`` rows along axis 0."""
     if a.shape[0] == steps:
         return a
     out = np.zeros((steps, *a.shape[1:]), dtype=a.dtype)

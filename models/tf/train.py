@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.tf.nets import Stack
-from models.tf.steps import CompiledSteps
+from models.tf.steps import CompiledSteps, padded
 from models.tf.units import keras, tf
 
 _SEQ = tf.TensorSpec([None, None, None, None], tf.float32)
@@ -56,11 +56,14 @@ class Trainer:
             self._train(xs, ys, lams)
 
     def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000) -> np.ndarray:
-        """Per-replica MSE on a shared input set x (N, n_in), targets y (R, N, n_out)."""
+        """Per-replica MSE on a shared input set x (N, n_in), targets y (R, N, n_out).
+        A short last chunk is padded to the chunk's size, so XLA compiles one shape."""
         total = 0.0
+        rows = min(chunk, x.shape[0])
         with tf.device(self.device):
             for i in range(0, x.shape[0], chunk):
-                pred = self._forward(np.asarray(x[i:i + chunk], dtype=np.float32))
+                part = np.asarray(x[i:i + chunk], dtype=np.float32)
+                pred = self._forward(padded(part, rows))[:, :len(part)]
                 err = pred.numpy().astype(np.float64) - np.asarray(y[:, i:i + chunk], np.float64)
                 total = total + (err ** 2).sum(axis=(-2, -1))
         return np.asarray(total / (x.shape[0] * y.shape[-1]))
