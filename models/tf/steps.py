@@ -16,7 +16,8 @@ from models.tf.units import tf
 
 
 class CompiledSteps:
-    """``steps(*arrays)`` runs ``step(*(a[t] for a in arrays))`` for t < len(arrays[0])."""
+    """``steps(*arrays)`` runs ``step(*(a[t] for a in arrays))`` for t < len(arrays[0]).
+    Arrays are passed as float32 (the supervised trainers' inputs, targets and lambdas)."""
 
     def __init__(self, step: Callable, signature: Sequence[tf.TensorSpec],
                  jit_compile: bool = True):
