@@ -53,3 +53,29 @@ def test_errors_with_a_padded_last_chunk_equal_one_chunk():
     x, y = rng.uniform(-2, 2, (7, 4)), rng.uniform(-2, 2, (3, 7, 1))
     whole = trainer.errors(x, y, chunk=100)
     np.testing.assert_allclose(trainer.errors(x, y, chunk=3), whole, rtol=1e-6)
+
+
+def test_fit_compiles_once_with_its_short_first_chunk():
+    """models.supervised.fit starts with a short chunk and reserves the longest first, so
+    the step loop is traced once for the whole run."""
+    from benchmarks import runner, suite
+    from models.tf.steps import CompiledSteps as Compiled
+
+    traced = []
+    original = Compiled.__call__
+
+    def spy(self, *arrays):
+        traced.append(arrays[0].shape[0])
+        original(self, *arrays)
+        spy.traces = self.traces()
+
+    budget = suite.Budget("t", steps=250, eval_interval=100, seeds=2, description="test")
+    specs = suite.expand(["static_arithmetic"], ["nac"], ["tf"], [0, 1], budget,
+                         {"op": ["add"], "input_size": [10], "eval_size": [50]})
+    Compiled.__call__ = spy
+    try:
+        runner.run_group(specs)
+    finally:
+        Compiled.__call__ = original
+    assert traced[0] < max(traced)  # the first chunk is the short one
+    assert spy.traces == 1

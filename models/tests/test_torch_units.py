@@ -93,3 +93,31 @@ def test_regulariser_matches_reference(unit):
                                    rtol=1e-5)
     else:
         assert reg is None
+
+
+@pytest.mark.parametrize("shape", [(4, 10, 2), (64, 100, 2), (3, 7, 3), (5, 2, 1)])
+def test_weight_transforms_round_each_replica_as_alone(shape):
+    """A flat loop gives some of replica k's elements the scalar sigmoid and others the SIMD
+    one depending on R (measured with these (64, 100, 2) weights on one thread: 20 of 64
+    replicas differ from their one-seed sigmoid), which set NALU's replicas apart from
+    their one-seed runs; `per_replica` makes replica k's bits independent of R."""
+    from models.torch.units.base import _stored, nac_w, per_replica
+    rng = np.random.default_rng(1)
+    p = _stored(rng.standard_normal(shape) * 3)
+    for fn in (torch.sigmoid, torch.tanh):
+        together = per_replica(fn, p)
+        for k in range(shape[0]):
+            assert torch.equal(together[k], per_replica(fn, p[k:k + 1])[0])
+            assert torch.equal(together[k], fn(p[k]))
+    # the weights and gradients are autograd's, op for op
+    w_hat, m_hat = (p.clone().requires_grad_() for _ in range(2))
+    grad = torch.as_tensor(rng.standard_normal(shape), dtype=torch.float32)
+    ours = nac_w(w_hat, m_hat)
+    ours.backward(grad)
+    a, b = (p.clone().requires_grad_() for _ in range(2))
+    plain = torch.tanh(a) * torch.sigmoid(b)
+    plain.backward(grad)
+    torch.testing.assert_close(ours, plain, rtol=1e-6, atol=0)
+    torch.testing.assert_close(w_hat.grad, a.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(m_hat.grad, b.grad, rtol=1e-5, atol=1e-7)
+

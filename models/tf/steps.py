@@ -34,6 +34,11 @@ class CompiledSteps:
             return (t + 1,)
         tf.while_loop(lambda t: t < n, body, (tf.constant(0),), parallel_iterations=1)
 
+    def reserve(self, steps: int) -> None:
+        """Pad every chunk to at least ``steps`` steps: a run that knows its longest chunk
+        compiles once even when a shorter one comes first."""
+        self.capacity = max(self.capacity, steps)
+
     def traces(self) -> int:
         """How often the loop was traced (a new trace is a new XLA compilation)."""
         return self._fn.experimental_get_tracing_count()

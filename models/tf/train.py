@@ -51,6 +51,10 @@ class Trainer:
         self.opt.apply_gradients(zip(grads, self.net.trainable_variables))
         self.net.project_()
 
+    def reserve(self, steps: int) -> None:
+        """Compile the step loop for chunks of up to ``steps`` (models/supervised.py)."""
+        self._train.reserve(steps)
+
     def train(self, xs: np.ndarray, ys: np.ndarray, lams: np.ndarray) -> None:
         with tf.device(self.device):
             self._train(xs, ys, lams)
