@@ -120,4 +120,3 @@ def test_weight_transforms_round_each_replica_as_alone(shape):
     torch.testing.assert_close(ours, plain, rtol=1e-6, atol=0)
     torch.testing.assert_close(w_hat.grad, a.grad, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(m_hat.grad, b.grad, rtol=1e-5, atol=1e-7)
-
