@@ -120,3 +120,25 @@ def test_weight_transforms_round_each_replica_as_alone(shape):
     torch.testing.assert_close(ours, plain, rtol=1e-6, atol=0)
     torch.testing.assert_close(w_hat.grad, a.grad, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(m_hat.grad, b.grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-input", "own-input"])
+@pytest.mark.parametrize("shape", [(4, 10, 2), (1, 10, 2), (64, 2, 1)])
+def test_nalu_in_one_node_is_autograd_bit_for_bit(shape, shared):
+    """NALU's hand-written backward runs autograd's ops in autograd's order."""
+    from models.torch.units import make
+    from models.torch.units.nalu import composed
+    r, n, o = shape
+    unit = make("nalu", registry.init_params("nalu", n, o, [[s, 1, 0] for s in range(r)]))
+    rng = np.random.default_rng(3)
+    x = torch.as_tensor(rng.uniform(-1, 2, (7, n) if shared else (r, 7, n)),
+                        dtype=torch.float32).requires_grad_(not shared)
+    dy = torch.as_tensor(rng.standard_normal((r, 7, o)), dtype=torch.float32)
+    wrt = [unit.W_hat, unit.M_hat, unit.G] + ([] if shared else [x])
+    results = []
+    for forward in (unit, lambda x: composed(unit, x)):
+        y = forward(x)
+        results.append((y, torch.autograd.grad(y, wrt, dy)))
+    (y1, g1), (y2, g2) = results
+    assert torch.equal(y1, y2)
+    assert all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))

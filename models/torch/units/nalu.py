@@ -3,8 +3,67 @@ from __future__ import annotations
 
 import torch
 
-from models.torch.units.base import _mm, log_abs, nac_weight
+from models.torch.units.base import EPS, _mm, log_abs, nac_weight, per_replica
 from models.torch.units.nac import NAC
+
+
+def _shared(x, w) -> bool:
+    return w.dim() == 3 and (x.dim() == 2 or (x.dim() == 3 and x.shape[0] == 1 < w.shape[0]))
+
+
+def _wgrad(x, d):
+    """dL/dW (R, n, o) of x @ W given d = dL/d(x @ W) (R, B, o), in the parameters' layout."""
+    r, o = d.shape[0], d.shape[-1]
+    dt = d.transpose(-1, -2)  # (R, o, B), contiguous in the activations' layout
+    if _shared(x, d.new_empty(r, 1, o)):
+        rows = x.reshape(-1, x.shape[-1])
+        return (dt.reshape(r * o, -1) @ rows).view(r, o, -1).transpose(1, 2)
+    return torch.bmm(dt, x).transpose(1, 2)
+
+
+def _xgrad(d, w):
+    """dL/dx (R, B, n) of x @ W, as a view of (R, n, B) memory like the activations."""
+    return torch.bmm(w, d.transpose(1, 2)).transpose(1, 2)
+
+
+class _NALUFunction(torch.autograd.Function):
+    """The NALU layer with replicated weights in one autograd node. Forward and backward
+    run the ops autograd runs for `composed`, in its order, so every bit agrees (tested),
+    without its graph of some 25 nodes per layer: 5-7% less time per step (64 seeds,
+    nalu, in-process interleaved A/B, median of 30 pairs)."""
+
+    @staticmethod
+    def forward(ctx, x, log_x, w_hat, m_hat, g_w):
+        t, s = per_replica(torch.tanh, w_hat), per_replica(torch.sigmoid, m_hat)
+        w = t * s
+        absx = None
+        if log_x is None:
+            absx = x.abs() + EPS
+            log_x = torch.log(absx)
+        a = _mm(x, w)
+        m = torch.exp(_mm(log_x, w))
+        g = torch.sigmoid(_mm(x, g_w))
+        ctx.save_for_backward(x, log_x, absx, t, s, w, g_w, a, m, g)
+        return g * a + (1 - g) * m
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, log_x, absx, t, s, w, g_w, a, m, g = ctx.saved_tensors
+        d_a = dy * g
+        d_l = dy * (1 - g) * m
+        d_g = torch.ops.aten.sigmoid_backward(dy * a - dy * m, g)
+        d_w = _wgrad(x, d_a) + _wgrad(log_x, d_l)
+        d_w_hat = torch.ops.aten.tanh_backward(d_w * s, t)
+        d_m_hat = torch.ops.aten.sigmoid_backward(d_w * t, s)
+        d_x = d_log = None
+        if ctx.needs_input_grad[0]:  # summed in the order autograd's engine sums them
+            d_x = _xgrad(d_a, w)
+            if absx is not None:
+                d_x = d_x + _xgrad(d_l, w) / absx * torch.sgn(x)
+            d_x = d_x + _xgrad(d_g, g_w)
+        if ctx.needs_input_grad[1]:
+            d_log = _xgrad(d_l, w)
+        return d_x, d_log, d_w_hat, d_m_hat, _wgrad(x, d_g)
 
 
 class NALU(NAC):
@@ -14,7 +73,14 @@ class NALU(NAC):
     takes_log_input = True
 
     def forward(self, x, log_x=None):
-        w = nac_weight(self)
-        g = torch.sigmoid(_mm(x, self.G))
-        m = torch.exp(_mm(log_abs(x, log_x), w))
-        return g * _mm(x, w) + (1 - g) * m
+        if self.W_hat.dim() != 3:  # no replica axis
+            return composed(self, x, log_x)
+        return _NALUFunction.apply(x, log_x, self.W_hat, self.M_hat, self.G)
+
+
+def composed(unit, x, log_x=None):
+    """NALU as separate autograd ops: g * (x W) + (1 - g) * exp(log(|x| + eps) W)."""
+    w = nac_weight(unit)
+    g = torch.sigmoid(_mm(x, unit.G))
+    m = torch.exp(_mm(log_abs(x, log_x), w))
+    return g * _mm(x, w) + (1 - g) * m
