@@ -142,3 +142,25 @@ def test_nalu_in_one_node_is_autograd_bit_for_bit(shape, shared):
     (y1, g1), (y2, g2) = results
     assert torch.equal(y1, y2)
     assert all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))
+
+
+@pytest.mark.parametrize("model,common", [("nalu", True), ("nau-nmu", False)])
+def test_replica_adam_is_torch_fused_adam_bit_for_bit(model, common):
+    import tasks
+    from models.torch.train import ReplicaAdam, Trainer
+    from tasks.base import INIT_STREAM, ReplicaBatches
+    task = tasks.get("static_arithmetic")(op="mul", input_size=20)
+    layers = task.layers(registry.parse_model(model))
+    seeds = list(range(4))
+    init = [(u, registry.init_params(u, a, b, [[s, INIT_STREAM, j] for s in seeds]))
+            for j, (u, a, b) in enumerate(layers)]
+    ours, theirs = Trainer(init, lr=5e-3), Trainer(init, lr=5e-3)
+    assert isinstance(ours.opt, ReplicaAdam)
+    theirs.opt = torch.optim.Adam(theirs.net.parameters(), lr=5e-3, fused=True)
+    xs, ys = ReplicaBatches(task, [task.instance(s) for s in seeds], seeds, 32, common)(200)
+    for trainer in (ours, theirs):
+        trainer.train(lams=np.zeros((200, len(layers)), np.float32), **trainer.prepare(xs, ys))
+    for a, b in zip(ours.net.parameters(), theirs.net.parameters(), strict=True):
+        assert torch.equal(a, b)
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(ours.opt.state[a][key], theirs.opt.state[b][key])
