@@ -164,3 +164,23 @@ def test_replica_adam_is_torch_fused_adam_bit_for_bit(model, common):
         assert torch.equal(a, b)
         for key in ("step", "exp_avg", "exp_avg_sq"):
             assert torch.equal(ours.opt.state[a][key], theirs.opt.state[b][key])
+
+
+def test_replica_adam_matches_a_gradient_in_another_layout():
+    """A gradient set by hand in another memory layout than its weight's updates element
+    for element (torch 2.13's own fused Adam does not: it reads both as flat memory)."""
+    from models.torch.train import ReplicaAdam
+    from models.torch.units.base import _stored
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((3, 5, 2))
+    ours, theirs = torch.nn.Parameter(_stored(start)), torch.nn.Parameter(_stored(start))
+    grad = torch.as_tensor(rng.standard_normal((3, 5, 2)), dtype=torch.float32)
+    opt_a, opt_b = ReplicaAdam([ours], lr=0.1), torch.optim.Adam([theirs], lr=0.1, fused=True)
+    for _ in range(3):
+        ours.grad = grad.clone()  # contiguous, unlike the weight
+        theirs.grad = torch.empty_like(theirs, memory_format=torch.preserve_format).copy_(grad)
+        opt_a.step()
+        opt_b.step()
+    assert not ours.is_contiguous() and ours.stride() == theirs.stride()
+    assert torch.equal(ours, theirs)
+    assert not torch.equal(ours, _stored(start))

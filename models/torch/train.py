@@ -9,13 +9,10 @@ from models.torch.nets import Stack
 from models.torch.units import EPS
 
 
-def _in_memory_order(t: torch.Tensor) -> torch.Tensor:
-    """A contiguous view of a dense tensor with permuted strides (weights stored
-    transposed, `models.torch.units.base._stored`), or the tensor itself."""
-    if t.is_contiguous():
-        return t
-    view = t.permute(*sorted(range(t.dim()), key=lambda d: -t.stride(d)))
-    return view if view.is_contiguous() else t
+def _memory_order(t: torch.Tensor) -> list[int]:
+    """The dims of ``t`` from the largest stride to the smallest: permuted so, a weight
+    stored transposed (`models.torch.units.base._stored`) is a contiguous view."""
+    return sorted(range(t.dim()), key=lambda d: -t.stride(d))
 
 
 class ReplicaAdam:
@@ -43,8 +40,16 @@ class ReplicaAdam:
         todo = [p for p in self.params if p.grad is not None]
         if not todo:
             return
-        views = [[_in_memory_order(t) for t in ts] for ts in zip(*(
-            (p, p.grad, self.state[p]["exp_avg"], self.state[p]["exp_avg_sq"]) for p in todo))]
+        views: tuple[list, ...] = ([], [], [], [])
+        for p in todo:
+            if p.grad.stride() != p.stride():
+                # autograd gives a gradient its weight's layout; one set by hand may not, and
+                # torch 2.13's CPU fused kernel reads both as flat memory (measured: wrong
+                # elements), so it is copied into the weight's layout first
+                p.grad = torch.empty_like(p, memory_format=torch.preserve_format).copy_(p.grad)
+            order, state = _memory_order(p), self.state[p]
+            for out, t in zip(views, (p, p.grad, state["exp_avg"], state["exp_avg_sq"])):
+                out.append(t.permute(*order))
         adam_step(*views, [], [self.state[p]["step"] for p in todo], fused=True,
                   amsgrad=False, beta1=self.betas[0], beta2=self.betas[1],
                   lr=self.lr, weight_decay=0.0, eps=self.eps, maximize=False)
