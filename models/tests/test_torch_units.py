@@ -109,6 +109,11 @@ def test_weight_transforms_round_each_replica_as_alone(shape):
         for k in range(shape[0]):
             assert torch.equal(together[k], per_replica(fn, p[k:k + 1])[0])
             assert torch.equal(together[k], fn(p[k]))
+    # a sliced (non-dense) tensor works too
+    sliced = torch.as_tensor(rng.standard_normal((shape[0], 2 * shape[1], shape[2])),
+                             dtype=torch.float32)[:, ::2]
+    out = per_replica(torch.sigmoid, sliced)
+    assert all(torch.equal(out[k], torch.sigmoid(sliced[k].contiguous())) for k in range(shape[0]))
     # the weights and gradients are autograd's, op for op
     w_hat, m_hat = (p.clone().requires_grad_() for _ in range(2))
     grad = torch.as_tensor(rng.standard_normal(shape), dtype=torch.float32)

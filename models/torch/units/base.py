@@ -100,6 +100,8 @@ def per_replica(fn, p: torch.Tensor) -> torch.Tensor:
     if p.dim() < 2 or p.shape[0] == 0:
         return fn(p)
     r, block = p.shape[0], p[0].numel()
+    if 1 + sum((n - 1) * st for n, st in zip(p.shape[1:], p.stride()[1:])) != block:
+        p = p.contiguous()  # a replica's block with gaps (a sliced view): make it dense
     padded = -(-block // 32) * 32
     out = torch.empty(r * padded, dtype=p.dtype, device=p.device)
     return fn(p, out=out.as_strided(p.shape, (padded, *p.stride()[1:])))
