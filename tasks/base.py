@@ -69,7 +69,10 @@ class Task:
         """What is fixed for one seed (e.g. the subsets summed)."""
         raise NotImplementedError
 
-    def train_inputs(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    def train_inputs(self, rng: np.random.Generator, shape: tuple[int, ...],
+                     out: np.ndarray | None = None) -> np.ndarray:
+        """Training inputs (*shape, ...) drawn from ``rng``; written into ``out`` when
+        given (a view of the same shape, e.g. one replica's slot in a group's buffer)."""
         raise NotImplementedError
 
     def targets(self, instance: Any, x: np.ndarray) -> np.ndarray:
@@ -108,10 +111,12 @@ class ReplicaBatches:
         self._calls += 1
         xs = ys = None
         for k, rng in enumerate(self.rngs):
-            x = self.task.train_inputs(rng, shape)
-            if xs is None:
+            if xs is None:  # the first draw gives the shape of the buffer
+                x = self.task.train_inputs(rng, shape)
                 xs = self._buffer("x", (steps, len(self.rngs), *x.shape[1:]))
-            xs[:, k] = x
+                xs[:, k] = x
+            else:  # straight into its slot: a copy costs as much as the draw
+                self.task.train_inputs(rng, shape, out=xs[:, k])
         for k, inst in enumerate(self.instances):
             y = self.task.targets(inst, xs[:, 0 if self.common else k])
             if ys is None:
@@ -126,19 +131,42 @@ class ReplicaBatches:
         return pair[self._calls % 2]
 
 
-def sample_ranges(rng: np.random.Generator, shape, ranges) -> np.ndarray:
-    """Uniform over a union of intervals, one draw per element (so streams stay aligned)."""
+def sample_ranges(rng: np.random.Generator, shape, ranges, out: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """Uniform over a union of intervals, one draw per element (so streams stay aligned);
+    written into ``out`` when given."""
     ranges = np.asarray(ranges, dtype=np.float32)
     lengths = ranges[:, 1] - ranges[:, 0]
-    u = rng.random(shape, dtype=np.float32)
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
     if len(ranges) == 1:
-        u *= lengths[0]
-        u += ranges[0, 0]
-        return u
-    u *= lengths.sum()
-    out = np.empty(shape, dtype=np.float32)
+        return random32(rng, lengths[0], ranges[0, 0], out)
+    u = random32(rng, lengths.sum(), np.float32(0), np.empty(shape, dtype=np.float32))
     edges = np.r_[0.0, np.cumsum(lengths)]
     for (low, _), left, right in zip(ranges, edges[:-1], edges[1:]):
         mask = (u >= left) & (u < right) if right < edges[-1] else u >= left
         out[mask] = low + (u[mask] - left)
+    return out
+
+
+def random32(rng: np.random.Generator, scale, offset, out: np.ndarray) -> np.ndarray:
+    """``rng.random(out.shape, float32) * scale + offset`` in float32 into ``out``, bit for
+    bit and drawing the same numbers, about 25% faster (2.3 against 3.1 ns per float here).
+
+    numpy makes a float32 as (u32 >> 8) * 2**-24, where PCG64's u32s are the low then the
+    high half of each 64-bit output; scaling by 2**-24 is exact, so multiplying by
+    scale * 2**-24 rounds as u * scale does. Done here on ``random_raw``'s 64-bit outputs
+    in a few vectorised passes; any other bit generator, an odd count, or a half-used
+    64-bit output (after an odd draw) takes numpy's own path."""
+    scale, offset = np.float32(scale), np.float32(offset)
+    bits = rng.bit_generator
+    if out.size % 2 or not isinstance(bits, np.random.PCG64) or bits.state["has_uint32"]:
+        out[...] = rng.random(out.shape, dtype=np.float32)
+        out *= scale
+    else:
+        u32 = bits.random_raw(out.size // 2).view(np.uint32)
+        np.right_shift(u32, 8, out=u32)
+        np.multiply(u32.reshape(out.shape), scale * np.float32(2.0 ** -24), out=out,
+                    dtype=np.float32, casting="unsafe")
+    out += offset
     return out

@@ -151,11 +151,11 @@ class RecurrentArithmetic(Task):
     def instance(self, seed: int) -> Subsets:
         return self.static.instance(seed)
 
-    def train_inputs(self, rng, shape):
+    def train_inputs(self, rng, shape, out=None):
         """(*shape, train_length, input_size) values from the interpolation range."""
         return sample_ranges(rng, (*shape, self.params["train_length"],
                                    self.params["input_size"]),
-                             self.params["interpolation_range"])
+                             self.params["interpolation_range"], out=out)
 
     def targets(self, inst: Subsets, x: np.ndarray) -> np.ndarray:
         """op(a, b) of sequences x (..., T, input_size): a, b summed over time and subset."""

@@ -222,9 +222,9 @@ class StaticArithmetic(Task):
         size = self.subset_size
         return Subsets(slice(o, o + size), slice(o + size - self.overlap, o + self.span))
 
-    def train_inputs(self, rng, shape):
+    def train_inputs(self, rng, shape, out=None):
         return sample_ranges(rng, (*shape, self.params["input_size"]),
-                             self.params["interpolation_range"])
+                             self.params["interpolation_range"], out=out)
 
     def ab(self, inst: Subsets, x: np.ndarray):
         """The subset sums, in float32 for float32 x (training batches), else float64."""

@@ -189,3 +189,25 @@ def test_replica_adam_matches_a_gradient_in_another_layout():
     assert not ours.is_contiguous() and ours.stride() == theirs.stride()
     assert torch.equal(ours, theirs)
     assert not torch.equal(ours, _stored(start))
+
+
+def test_prepared_log_inputs_are_exact_and_survive_the_next_chunk():
+    """The trainer makes log(|x| + eps) in place in alternating buffers: the values of
+    the plain expression, and a chunk's stay intact while the next one is prepared,
+    whatever the chunk sizes (a short first chunk, a short last one)."""
+    from models.torch.train import Trainer
+    from models.torch.units import EPS
+    init = [(u, registry.init_params(u, a, b, [[s, 1, j] for s in range(3)]))
+            for j, (u, a, b) in enumerate([("nalu", 5, 2), ("nalu", 2, 1)])]
+    trainer = Trainer(init, lr=1e-3)
+    rng = np.random.default_rng(0)
+    before = None
+    for steps in (2, 7, 7, 2, 7):
+        xs = rng.uniform(-3, 3, (steps, 3, 4, 5)).astype(np.float32)
+        xs[0, 0, 0, :2] = 0.0
+        chunk = trainer.prepare(xs, np.zeros((steps, 3, 4, 1), np.float32))
+        expected = torch.log(torch.as_tensor(xs).abs() + EPS)
+        assert torch.equal(chunk["log_xs"], expected)
+        if before is not None:
+            assert torch.equal(before[0]["log_xs"], before[1])  # untouched by this one
+        before = (chunk, expected)

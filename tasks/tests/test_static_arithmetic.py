@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tasks.base import ReplicaBatches, TaskError, sample_ranges
+from tasks.base import DATA_STREAM, ReplicaBatches, TaskError, random32, sample_ranges
 from tasks.static_arithmetic import StaticArithmetic
 
 
@@ -58,6 +58,24 @@ def test_ranges_of_training_and_evaluation_sets():
     np.testing.assert_array_equal(evals["extrapolation"], task.eval_inputs()["extrapolation"])
 
 
+@pytest.mark.parametrize("bits", [np.random.PCG64, np.random.MT19937])
+def test_random32_is_numpys_float32_draw_bit_for_bit(bits):
+    fast, plain = np.random.Generator(bits(5)), np.random.Generator(bits(5))
+    slots = np.zeros((3, 4, 7, 10), dtype=np.float32)
+    # odd counts leave half of a 64-bit output for the next draw: numpy's path takes it
+    for shape, scale, offset in [((6, 10), 1.0, 1.0), ((7,), 4.0, -6.0), ((3, 10), 0.37, 0.1),
+                                 ((7, 10), 2.5, 2.0), ((1,), 1.0, 0.0), ((5, 4), 3.0, -1.0)]:
+        expected = plain.random(shape, dtype=np.float32)
+        expected *= np.float32(scale)
+        expected += np.float32(offset)
+        np.testing.assert_array_equal(random32(fast, scale, offset, np.empty(shape, np.float32)),
+                                      expected)
+    expected = plain.random((3, 7, 10), dtype=np.float32) * np.float32(2) + np.float32(1)
+    random32(fast, 2.0, 1.0, slots[:, 1])  # into a strided slot of a larger buffer
+    np.testing.assert_array_equal(slots[:, 1], expected)
+    assert not slots[:, [0, 2, 3]].any()
+
+
 def test_union_range_covers_both_intervals_uniformly():
     x = sample_ranges(np.random.default_rng(0), (200_000,), ((-6, -2), (2, 6)))
     assert ((x >= -6) & (x <= -2) | (x >= 2) & (x <= 6)).all()
@@ -92,6 +110,9 @@ def test_replica_streams_do_not_depend_on_the_group():
     xg = np.concatenate([group(3)[0], group(5)[0]])  # chunk sizes differ on purpose
     xa = np.concatenate([alone(7)[0], alone(1)[0]])
     np.testing.assert_array_equal(xg[:, 2], xa[:, 0])
+    # each replica's inputs are numpy's own float32 draws from its seed's data stream
+    mine = np.random.default_rng([2, DATA_STREAM]).random((8, 16, 10), dtype=np.float32)
+    np.testing.assert_array_equal(xg[:, 2], mine * np.float32(1) + np.float32(1))
     common = ReplicaBatches(task, [task.instance(s) for s in seeds], seeds, 16, common_data=True)
     x, y = common(2)
     assert x.shape == (2, 1, 16, 10) and y.shape == (2, 4, 16, 1)
