@@ -128,17 +128,20 @@ def test_weight_transforms_round_each_replica_as_alone(shape):
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-input", "own-input"])
-@pytest.mark.parametrize("shape", [(4, 10, 2), (1, 10, 2), (64, 2, 1)])
-def test_nalu_in_one_node_is_autograd_bit_for_bit(shape, shared):
-    """NALU's hand-written backward runs autograd's ops in autograd's order."""
+@pytest.mark.parametrize("shape,batch", [((4, 10, 2), 7), ((1, 10, 2), 7), ((64, 2, 1), 7),
+                                         ((64, 100, 2), 128), ((64, 2, 1), 128),
+                                         ((3, 2, 4), 33)])
+def test_nalu_in_one_node_is_autograd_bit_for_bit(shape, batch, shared):
+    """NALU's hand-written backward runs autograd's ops in autograd's order, and its
+    products for two inputs or one output (`_mm2`, `_xgrad`) round as MKL's GEMM."""
     from models.torch.units import make
     from models.torch.units.nalu import composed
     r, n, o = shape
     unit = make("nalu", registry.init_params("nalu", n, o, [[s, 1, 0] for s in range(r)]))
     rng = np.random.default_rng(3)
-    x = torch.as_tensor(rng.uniform(-1, 2, (7, n) if shared else (r, 7, n)),
+    x = torch.as_tensor(rng.uniform(-1, 2, (batch, n) if shared else (r, batch, n)),
                         dtype=torch.float32).requires_grad_(not shared)
-    dy = torch.as_tensor(rng.standard_normal((r, 7, o)), dtype=torch.float32)
+    dy = torch.as_tensor(rng.standard_normal((r, batch, o)), dtype=torch.float32)
     wrt = [unit.W_hat, unit.M_hat, unit.G] + ([] if shared else [x])
     results = []
     for forward in (unit, lambda x: composed(unit, x)):

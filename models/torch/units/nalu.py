@@ -22,8 +22,22 @@ def _wgrad(x, d):
 
 
 def _xgrad(d, w):
-    """dL/dx (R, B, n) of x @ W, as a view of (R, n, B) memory like the activations."""
+    """dL/dx (R, B, n) of x @ W, as a view of (R, n, B) memory like the activations.
+    With one output (o = 1) each element is one product: a broadcast product gives
+    MKL's bits 6x faster than its batched GEMM (64 x (2x1 @ 1x128): 9 against 60 us)."""
+    if w.shape[-1] == 1:
+        return (w * d.transpose(1, 2)).transpose(1, 2)
     return torch.bmm(w, d.transpose(1, 2)).transpose(1, 2)
+
+
+def _mm2(x, w):
+    """x @ W for two inputs per replica (R, B, 2) @ (R, 2, o): w0 x0 + w1 x1, the
+    products and sum MKL's batched GEMM rounds (tested), 2x faster than it here; out as
+    `_mm`'s, an (R, B, o) view of (R, o, B) memory. Other shapes go to `_mm`."""
+    if _shared(x, w) or w.dim() != 3 or w.shape[1] != 2:
+        return _mm(x, w)
+    wt, xt = w.transpose(1, 2), x.transpose(1, 2)  # (R, o, 2), (R, 2, B)
+    return (wt[:, :, 0:1] * xt[:, 0:1] + wt[:, :, 1:2] * xt[:, 1:2]).transpose(1, 2)
 
 
 class _NALUFunction(torch.autograd.Function):
@@ -40,9 +54,9 @@ class _NALUFunction(torch.autograd.Function):
         if log_x is None:
             absx = x.abs() + EPS
             log_x = torch.log(absx)
-        a = _mm(x, w)
-        m = torch.exp(_mm(log_x, w))
-        g = torch.sigmoid(_mm(x, g_w))
+        a = _mm2(x, w)
+        m = torch.exp(_mm2(log_x, w))
+        g = torch.sigmoid(_mm2(x, g_w))
         ctx.save_for_backward(x, log_x, absx, t, s, w, g_w, a, m, g)
         return g * a + (1 - g) * m
 
