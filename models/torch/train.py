@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.optim.adam import adam as adam_step
 
 from models.torch.nets import Stack
 from models.torch.units import EPS
@@ -15,13 +14,20 @@ def _memory_order(t: torch.Tensor) -> list[int]:
     return sorted(range(t.dim()), key=lambda d: -t.stride(d))
 
 
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same shape and the same strides where they matter (a dim of size 1 has none)."""
+    return a.shape == b.shape and all(n == 1 or sa == sb for n, sa, sb
+                                      in zip(a.shape, a.stride(), b.stride()))
+
+
 class ReplicaAdam:
-    """torch.optim.Adam(fused=True), bit for bit (its functional form, same state), with
+    """torch.optim.Adam(fused=True), bit for bit (its fused kernel, same state), with
     every tensor passed as a contiguous view in memory order. Adam is element-wise, so the
     view changes nothing but speed: the fused kernel otherwise copies each transposed
-    weight, gradient and moment to a contiguous one and back (3 of nalu's 6 tensors), and
-    `Optimizer.step`'s bookkeeping is skipped. ``state[p]`` holds step, exp_avg and
-    exp_avg_sq as torch.optim.Adam's does."""
+    weight, gradient and moment to a contiguous one and back (3 of nalu's 6 tensors).
+    The views of weights and moments are made once, and the kernel is called as
+    `torch.optim.adam`'s fused path calls it, without `Optimizer.step`'s bookkeeping.
+    ``state[p]`` holds step, exp_avg and exp_avg_sq as torch.optim.Adam's does."""
 
     def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
         self.params = list(params)
@@ -30,6 +36,10 @@ class ReplicaAdam:
                           "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                           "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
                       for p in self.params}
+        self._order = {p: _memory_order(p) for p in self.params}
+        self._views = {p: [t.detach().permute(*self._order[p])
+                           for t in (p, self.state[p]["exp_avg"], self.state[p]["exp_avg_sq"])]
+                       for p in self.params}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
@@ -40,19 +50,24 @@ class ReplicaAdam:
         todo = [p for p in self.params if p.grad is not None]
         if not todo:
             return
-        views: tuple[list, ...] = ([], [], [], [])
+        weights, grads, avgs, avg_sqs = [], [], [], []
         for p in todo:
-            if p.grad.stride() != p.stride():
+            if not _same_layout(p.grad, p):
                 # autograd gives a gradient its weight's layout; one set by hand may not, and
                 # torch 2.13's CPU fused kernel reads both as flat memory (measured: wrong
                 # elements), so it is copied into the weight's layout first
                 p.grad = torch.empty_like(p, memory_format=torch.preserve_format).copy_(p.grad)
-            order, state = _memory_order(p), self.state[p]
-            for out, t in zip(views, (p, p.grad, state["exp_avg"], state["exp_avg_sq"])):
-                out.append(t.permute(*order))
-        adam_step(*views, [], [self.state[p]["step"] for p in todo], fused=True,
-                  amsgrad=False, beta1=self.betas[0], beta2=self.betas[1],
-                  lr=self.lr, weight_decay=0.0, eps=self.eps, maximize=False)
+            weight, avg, avg_sq = self._views[p]
+            weights.append(weight)
+            grads.append(p.grad.permute(*self._order[p]))
+            avgs.append(avg)
+            avg_sqs.append(avg_sq)
+        steps = [self.state[p]["step"] for p in todo]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(weights, grads, avgs, avg_sqs, [], steps, amsgrad=False,
+                           lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
+                           weight_decay=0.0, eps=self.eps, maximize=False,
+                           grad_scale=None, found_inf=None)
 
 
 class Trainer:
