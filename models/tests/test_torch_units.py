@@ -214,3 +214,35 @@ def test_prepared_log_inputs_are_exact_and_survive_the_next_chunk():
         if before is not None:
             assert torch.equal(before[0]["log_xs"], before[1])  # untouched by this one
         before = (chunk, expected)
+
+
+@pytest.mark.parametrize("model,common,batch", [("nalu", True, 128), ("nau-nmu", False, 33),
+                                                ("nac-nacmul", False, 7)])
+def test_mse_gradient_without_the_loss_nodes_is_autograd_bit_for_bit(model, common, batch):
+    """With no regulariser active the trainer backpropagates (pred - y) * 2 float32(1/N)
+    itself; 100 steps end on autograd's weights of the summed per-replica MSE, bit for bit."""
+    import tasks
+    from models.torch.train import Trainer
+    from tasks.base import INIT_STREAM, ReplicaBatches
+    task = tasks.get("static_arithmetic")(op="mul", input_size=20)
+    layers = task.layers(registry.parse_model(model))
+    seeds = list(range(3))
+    init = [(u, registry.init_params(u, a, b, [[s, INIT_STREAM, j] for s in seeds]))
+            for j, (u, a, b) in enumerate(layers)]
+    ours, theirs = Trainer(init, lr=5e-3), Trainer(init, lr=5e-3)
+    xs, ys = ReplicaBatches(task, [task.instance(s) for s in seeds], seeds, batch, common)(100)
+    ours.train(lams=np.zeros((100, len(layers)), np.float32), **ours.prepare(xs, ys))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the trainer trains: MKL's GEMMs round by thread count
+    try:
+        for x, y in zip(torch.as_tensor(xs), torch.as_tensor(ys)):
+            theirs.opt.zero_grad()
+            ((theirs.net(x) - y) ** 2).mean(dim=(-2, -1)).sum().backward()
+            theirs.opt.step()
+            theirs.net.project_()
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(ours.net.parameters(), theirs.net.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(next(ours.net.parameters()),
+                           torch.as_tensor(init[0][1][next(iter(init[0][1]))], dtype=torch.float32))

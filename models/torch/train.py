@@ -70,6 +70,15 @@ class ReplicaAdam:
                            grad_scale=None, found_inf=None)
 
 
+def mse_grad_scale(pred: torch.Tensor) -> float:
+    """d/dpred of the summed per-replica MSE is (pred - y) times this: 2 * float32(1/N).
+    Autograd rounds mean's 1/N to float32 and multiplies the grad by 2 (pred - y), which
+    is exact, so one product gives its bits (tested) without the loss's forward and
+    backward nodes: 7 ops fewer per step."""
+    n = pred.shape[-2] * pred.shape[-1]
+    return float(np.float32(2) * (np.float32(1) / np.float32(n)))
+
+
 class Trainer:
     """One Adam over every replica; the loss is summed over replicas so each
     replica's gradient is its own."""
@@ -121,12 +130,15 @@ class Trainer:
         regularised = [j for j, u in enumerate(self.net.units) if u.spec.regularised]
         for t in range(xs.shape[0]):
             pred = self.net(xs[t], None if log_xs is None else log_xs[t])
-            loss = ((pred - ys[t]) ** 2).mean(dim=(-2, -1))
-            for j in regularised:
-                if lams[t, j] > 0:
-                    loss = loss + float(lams[t, j]) * self.net.units[j].regulariser()
+            active = [j for j in regularised if lams[t, j] > 0]
             self.opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
+            if active:
+                loss = ((pred - ys[t]) ** 2).mean(dim=(-2, -1))
+                for j in active:
+                    loss = loss + float(lams[t, j]) * self.net.units[j].regulariser()
+                loss.sum().backward()
+            else:
+                pred.backward((pred.detach() - ys[t]) * mse_grad_scale(pred))
             self.opt.step()
             self.net.project_()
 
