@@ -8,14 +8,19 @@ from models.torch.units.nac import NAC
 
 
 def _shared(x, w) -> bool:
-    return w.dim() == 3 and (x.dim() == 2 or (x.dim() == 3 and x.shape[0] == 1 < w.shape[0]))
+    return w.dim() == 3 and _shared_by(x, w.shape[0])
+
+
+def _shared_by(x, replicas: int) -> bool:
+    """x is one input for every replica: (B, n), or (1, B, n) with more than one."""
+    return x.dim() == 2 or (x.dim() == 3 and x.shape[0] == 1 < replicas)
 
 
 def _wgrad(x, d):
     """dL/dW (R, n, o) of x @ W given d = dL/d(x @ W) (R, B, o), in the parameters' layout."""
     r, o = d.shape[0], d.shape[-1]
     dt = d.transpose(-1, -2)  # (R, o, B), contiguous in the activations' layout
-    if _shared(x, d.new_empty(r, 1, o)):
+    if _shared_by(x, r):
         rows = x.reshape(-1, x.shape[-1])
         return (dt.reshape(r * o, -1) @ rows).view(r, o, -1).transpose(1, 2)
     return torch.bmm(dt, x).transpose(1, 2)
@@ -57,14 +62,15 @@ class _NALUFunction(torch.autograd.Function):
         a = _mm2(x, w)
         m = torch.exp(_mm2(log_x, w))
         g = torch.sigmoid(_mm2(x, g_w))
-        ctx.save_for_backward(x, log_x, absx, t, s, w, g_w, a, m, g)
-        return g * a + (1 - g) * m
+        not_g = 1 - g
+        ctx.save_for_backward(x, log_x, absx, t, s, w, g_w, a, m, g, not_g)
+        return g * a + not_g * m
 
     @staticmethod
     def backward(ctx, dy):
-        x, log_x, absx, t, s, w, g_w, a, m, g = ctx.saved_tensors
+        x, log_x, absx, t, s, w, g_w, a, m, g, not_g = ctx.saved_tensors
         d_a = dy * g
-        d_l = dy * (1 - g) * m
+        d_l = dy * not_g * m
         d_g = torch.ops.aten.sigmoid_backward(dy * a - dy * m, g)
         d_w = _wgrad(x, d_a) + _wgrad(log_x, d_l)
         d_w_hat = torch.ops.aten.tanh_backward(d_w * s, t)
