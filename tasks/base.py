@@ -6,6 +6,7 @@ network it needs, and its metrics.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, ClassVar
 
 import numpy as np
@@ -156,11 +157,12 @@ def random32(rng: np.random.Generator, scale, offset, out: np.ndarray) -> np.nda
     numpy makes a float32 as (u32 >> 8) * 2**-24, where PCG64's u32s are the low then the
     high half of each 64-bit output; scaling by 2**-24 is exact, so multiplying by
     scale * 2**-24 rounds as u * scale does. Done here on ``random_raw``'s 64-bit outputs
-    in a few vectorised passes; any other bit generator, an odd count, or a half-used
-    64-bit output (after an odd draw) takes numpy's own path."""
+    in a few vectorised passes; any other bit generator, an odd count, a half-used
+    64-bit output (after an odd draw) or a big-endian machine takes numpy's own path."""
     scale, offset = np.float32(scale), np.float32(offset)
     bits = rng.bit_generator
-    if out.size % 2 or not isinstance(bits, np.random.PCG64) or bits.state["has_uint32"]:
+    if (out.size % 2 or sys.byteorder != "little" or not isinstance(bits, np.random.PCG64)
+            or bits.state["has_uint32"]):
         out[...] = rng.random(out.shape, dtype=np.float32)
         out *= scale
     else:
