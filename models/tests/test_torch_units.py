@@ -152,22 +152,29 @@ def test_nalu_in_one_node_is_autograd_bit_for_bit(shape, batch, shared):
     assert all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))
 
 
-@pytest.mark.parametrize("model,common", [("nalu", True), ("nau-nmu", False)])
-def test_replica_adam_is_torch_fused_adam_bit_for_bit(model, common):
+def _twin_trainers(model, seeds, batch, common, steps):
+    """Two torch trainers of one static-task group (input_size 20, op mul, lr 5e-3) on
+    the same initial weights, and ``steps`` steps of that group's data."""
     import tasks
-    from models.torch.train import ReplicaAdam, Trainer
+    from models.torch.train import Trainer
     from tasks.base import INIT_STREAM, ReplicaBatches
     task = tasks.get("static_arithmetic")(op="mul", input_size=20)
     layers = task.layers(registry.parse_model(model))
-    seeds = list(range(4))
     init = [(u, registry.init_params(u, a, b, [[s, INIT_STREAM, j] for s in seeds]))
             for j, (u, a, b) in enumerate(layers)]
-    ours, theirs = Trainer(init, lr=5e-3), Trainer(init, lr=5e-3)
+    xs, ys = ReplicaBatches(task, [task.instance(s) for s in seeds], seeds, batch,
+                            common)(steps)
+    return Trainer(init, lr=5e-3), Trainer(init, lr=5e-3), xs, ys, init
+
+
+@pytest.mark.parametrize("model,common", [("nalu", True), ("nau-nmu", False)])
+def test_replica_adam_is_torch_fused_adam_bit_for_bit(model, common):
+    from models.torch.train import ReplicaAdam
+    ours, theirs, xs, ys, init = _twin_trainers(model, list(range(4)), 32, common, 200)
     assert isinstance(ours.opt, ReplicaAdam)
     theirs.opt = torch.optim.Adam(theirs.net.parameters(), lr=5e-3, fused=True)
-    xs, ys = ReplicaBatches(task, [task.instance(s) for s in seeds], seeds, 32, common)(200)
     for trainer in (ours, theirs):
-        trainer.train(lams=np.zeros((200, len(layers)), np.float32), **trainer.prepare(xs, ys))
+        trainer.train(lams=np.zeros((200, len(init)), np.float32), **trainer.prepare(xs, ys))
     for a, b in zip(ours.net.parameters(), theirs.net.parameters(), strict=True):
         assert torch.equal(a, b)
         for key in ("step", "exp_avg", "exp_avg_sq"):
@@ -221,17 +228,8 @@ def test_prepared_log_inputs_are_exact_and_survive_the_next_chunk():
 def test_mse_gradient_without_the_loss_nodes_is_autograd_bit_for_bit(model, common, batch):
     """With no regulariser active the trainer backpropagates (pred - y) * 2 float32(1/N)
     itself; 100 steps end on autograd's weights of the summed per-replica MSE, bit for bit."""
-    import tasks
-    from models.torch.train import Trainer
-    from tasks.base import INIT_STREAM, ReplicaBatches
-    task = tasks.get("static_arithmetic")(op="mul", input_size=20)
-    layers = task.layers(registry.parse_model(model))
-    seeds = list(range(3))
-    init = [(u, registry.init_params(u, a, b, [[s, INIT_STREAM, j] for s in seeds]))
-            for j, (u, a, b) in enumerate(layers)]
-    ours, theirs = Trainer(init, lr=5e-3), Trainer(init, lr=5e-3)
-    xs, ys = ReplicaBatches(task, [task.instance(s) for s in seeds], seeds, batch, common)(100)
-    ours.train(lams=np.zeros((100, len(layers)), np.float32), **ours.prepare(xs, ys))
+    ours, theirs, xs, ys, init = _twin_trainers(model, list(range(3)), batch, common, 100)
+    ours.train(lams=np.zeros((100, len(init)), np.float32), **ours.prepare(xs, ys))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the trainer trains: MKL's GEMMs round by thread count
     try:
