@@ -7,10 +7,6 @@ from models.torch.units.base import EPS, _mm, log_abs, nac_weight, per_replica
 from models.torch.units.nac import NAC
 
 
-def _shared(x, w) -> bool:
-    return w.dim() == 3 and _shared_by(x, w.shape[0])
-
-
 def _shared_by(x, replicas: int) -> bool:
     """x is one input for every replica: (B, n), or (1, B, n) with more than one."""
     return x.dim() == 2 or (x.dim() == 3 and x.shape[0] == 1 < replicas)
@@ -39,7 +35,7 @@ def _mm2(x, w):
     """x @ W for two inputs per replica (R, B, 2) @ (R, 2, o): w0 x0 + w1 x1, the
     products and sum MKL's batched GEMM rounds (tested), 2x faster than it here; out as
     `_mm`'s, an (R, B, o) view of (R, o, B) memory. Other shapes go to `_mm`."""
-    if _shared(x, w) or w.dim() != 3 or w.shape[1] != 2:
+    if w.dim() != 3 or w.shape[1] != 2 or _shared_by(x, w.shape[0]):
         return _mm(x, w)
     wt, xt = w.transpose(1, 2), x.transpose(1, 2)  # (R, o, 2), (R, 2, B)
     return (wt[:, :, 0:1] * xt[:, 0:1] + wt[:, :, 1:2] * xt[:, 1:2]).transpose(1, 2)
