@@ -223,12 +223,14 @@ def test_prepared_log_inputs_are_exact_and_survive_the_next_chunk():
         before = (chunk, expected)
 
 
-@pytest.mark.parametrize("model,common,batch", [("nalu", True, 128), ("nau-nmu", False, 33),
-                                                ("nac-nacmul", False, 7)])
+@pytest.mark.parametrize("model,common,batch", [("nalu", True, 128), ("nalu", False, 33),
+                                                ("nau-nmu", False, 33), ("nac-nacmul", False, 7)])
 def test_mse_gradient_without_the_loss_nodes_is_autograd_bit_for_bit(model, common, batch):
     """With no regulariser active the trainer backpropagates (pred - y) * 2 float32(1/N)
-    itself; 100 steps end on autograd's weights of the summed per-replica MSE, bit for bit."""
+    itself, and for nalu calls each layer's node by hand (`Trainer._step_by_hand`); 100
+    steps end on autograd's weights of the summed per-replica MSE, bit for bit."""
     ours, theirs, xs, ys, init = _twin_trainers(model, list(range(3)), batch, common, 100)
+    assert ours._by_hand == (model == "nalu")
     ours.train(lams=np.zeros((100, len(init)), np.float32), **ours.prepare(xs, ys))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the trainer trains: MKL's GEMMs round by thread count

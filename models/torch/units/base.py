@@ -17,6 +17,14 @@ class Unit(nn.Module):
     # Units whose first op on the input is log(|x| + eps) take it precomputed as
     # ``forward(x, log_x)``: the trainer makes it on the data thread (models/torch/train.py).
     takes_log_input = False
+    # A unit that runs as one autograd.Function with replicated weights names it here:
+    # ``node.apply(x, log_x, *node_params())`` is its forward pass, and the trainer may
+    # call the node's forward and backward itself, without autograd's engine
+    # (models/torch/train.py). None: the unit is a graph of autograd ops.
+    node: type[torch.autograd.Function] | None = None
+
+    def node_params(self) -> tuple[torch.Tensor, ...]:
+        return ()
 
     def __init__(self, params: dict[str, np.ndarray]):
         super().__init__()

@@ -87,11 +87,17 @@ class NALU(NAC):
 
     name = "nalu"
     takes_log_input = True
+    # one autograd node (x, log_x, *node_params()) -> y with replicated weights: the
+    # trainer may call its forward and backward itself (models/torch/train.py)
+    node = _NALUFunction
+
+    def node_params(self):
+        return self.W_hat, self.M_hat, self.G
 
     def forward(self, x, log_x=None):
         if self.W_hat.dim() != 3:  # no replica axis
             return composed(self, x, log_x)
-        return _NALUFunction.apply(x, log_x, self.W_hat, self.M_hat, self.G)
+        return self.node.apply(x, log_x, *self.node_params())
 
 
 def composed(unit, x, log_x=None):
