@@ -201,6 +201,29 @@ def test_replica_adam_matches_a_gradient_in_another_layout():
     assert not torch.equal(ours, _stored(start))
 
 
+def test_replica_adam_counts_steps_per_parameter_when_one_gets_no_gradient():
+    """The step count is one tensor while every parameter steps; once one gets no gradient
+    each keeps its own, as torch.optim.Adam's (its weights, moments and counts, bit for bit)."""
+    from models.torch.train import ReplicaAdam
+    rng = np.random.default_rng(2)
+    starts = [rng.standard_normal((3, 4, 2)), rng.standard_normal((3, 2, 1))]
+    ours = [torch.nn.Parameter(torch.as_tensor(a, dtype=torch.float32)) for a in starts]
+    theirs = [torch.nn.Parameter(torch.as_tensor(a, dtype=torch.float32)) for a in starts]
+    opt_a, opt_b = ReplicaAdam(ours, lr=0.1), torch.optim.Adam(theirs, lr=0.1, fused=True)
+    for both in (True, True, False, False, True):
+        for params in (ours, theirs):
+            for k, p in enumerate(params):
+                p.grad = (torch.as_tensor(np.sin(starts[k] + 1), dtype=torch.float32)
+                          if both or k == 0 else None)
+        opt_a.step()
+        opt_b.step()
+    assert [opt_a.state[p]["step"].item() for p in ours] == [5, 3]
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a, b)
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(opt_a.state[a][key], opt_b.state[b][key])
+
+
 def test_prepared_log_inputs_are_exact_and_survive_the_next_chunk():
     """The trainer makes log(|x| + eps) in place in alternating buffers: the values of
     the plain expression, and a chunk's stay intact while the next one is prepared,

@@ -27,12 +27,16 @@ class ReplicaAdam:
     weight, gradient and moment to a contiguous one and back (3 of nalu's 6 tensors).
     The views of weights and moments are made once, and the kernel is called as
     `torch.optim.adam`'s fused path calls it, without `Optimizer.step`'s bookkeeping.
-    ``state[p]`` holds step, exp_avg and exp_avg_sq as torch.optim.Adam's does."""
+    ``state[p]`` holds step, exp_avg and exp_avg_sq as torch.optim.Adam's does; while every
+    parameter gets a gradient every step, their step counts are one tensor, counted by one
+    add (the per-tensor `_foreach_add_` was 4% of a nalu step)."""
 
     def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
         self.params = list(params)
         self.lr, self.betas, self.eps = lr, betas, eps
-        self.state = {p: {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+        self._step = torch.zeros((), dtype=torch.float32,
+                                 device=self.params[0].device if self.params else None)
+        self.state = {p: {"step": self._step,
                           "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                           "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
                       for p in self.params}
@@ -63,7 +67,15 @@ class ReplicaAdam:
             avgs.append(avg)
             avg_sqs.append(avg_sq)
         steps = [self.state[p]["step"] for p in todo]
-        torch._foreach_add_(steps, 1)
+        if self._step is not None and len(todo) == len(self.params):
+            self._step.add_(1)
+        else:  # a parameter without a gradient keeps its count: each gets its own from now on
+            if self._step is not None:
+                for p in self.params:
+                    self.state[p]["step"] = self._step.clone()
+                self._step = None
+                steps = [self.state[p]["step"] for p in todo]
+            torch._foreach_add_(steps, 1)
         torch._fused_adam_(weights, grads, avgs, avg_sqs, [], steps, amsgrad=False,
                            lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
                            weight_decay=0.0, eps=self.eps, maximize=False,
