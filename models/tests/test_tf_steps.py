@@ -44,6 +44,34 @@ def test_a_longer_chunk_grows_the_capacity():
     assert steps.capacity == 5
 
 
+def test_staged_chunks_run_only_their_own_steps():
+    """Chunks staged ahead of time (padded tensors, `stage`) run their real steps, as
+    numpy chunks do, from the same trace, even one staged before the capacity grew."""
+    count = tf.Variable(0.0)
+    total = tf.Variable(0.0)
+
+    def step(x):
+        count.assign_add(1.0)
+        total.assign_add(tf.reduce_sum(x))
+
+    steps = CompiledSteps(step, [tf.TensorSpec([None, 2], tf.float32)])
+    steps.reserve(6)
+    rng = np.random.default_rng(1)
+    chunks = [rng.uniform(1, 2, (n, 2)) for n in (2, 6, 4)]
+    staged = [steps.stage(x) for x in chunks]
+    assert all(t.shape[0] == 6 for (t,) in staged)
+    for x, (t,) in zip(chunks, staged):
+        steps(t, steps=len(x))
+    early = steps.stage(chunks[0])  # padded to 6, then a chunk of 8 grows the capacity
+    longer = rng.uniform(1, 2, (8, 2))
+    steps(longer)
+    steps(*early, steps=2)
+    assert count.numpy() == 2 + 6 + 4 + 8 + 2
+    assert steps.capacity == 8 and steps.traces() == 1
+    expected = sum(x.astype(np.float32).sum() for x in [*chunks, longer, chunks[0]])
+    np.testing.assert_allclose(total.numpy(), expected, rtol=1e-5)
+
+
 def test_errors_with_a_padded_last_chunk_equal_one_chunk():
     from models import registry
     from models.tf.train import Trainer
@@ -64,9 +92,9 @@ def test_fit_compiles_once_with_its_short_first_chunk():
     traced = []
     original = Compiled.__call__
 
-    def spy(self, *arrays):
-        traced.append(arrays[0].shape[0])
-        original(self, *arrays)
+    def spy(self, *arrays, steps=None):
+        traced.append(arrays[0].shape[0] if steps is None else steps)
+        original(self, *arrays, steps=steps)
         spy.traces = self.traces()
 
     budget = suite.Budget("t", steps=250, eval_interval=100, seeds=2, description="test")
@@ -74,8 +102,9 @@ def test_fit_compiles_once_with_its_short_first_chunk():
                          {"op": ["add"], "input_size": [10], "eval_size": [50]})
     Compiled.__call__ = spy
     try:
-        runner.run_group(specs)
+        records = runner.run_group(specs)
     finally:
         Compiled.__call__ = original
+    assert all(r["status"] not in ("error", "skipped") for r in records)
     assert traced[0] < max(traced)  # the first chunk is the short one
     assert spy.traces == 1

@@ -43,11 +43,20 @@ class CompiledSteps:
         """How often the loop was traced (a new trace is a new XLA compilation)."""
         return self._fn.experimental_get_tracing_count()
 
-    def __call__(self, *arrays: np.ndarray) -> None:
-        n = arrays[0].shape[0]
+    def stage(self, *arrays: np.ndarray) -> list:
+        """``arrays`` padded to the capacity and copied into tensors: made ahead of time (on
+        the data thread, models/supervised.py), the copy overlaps the steps before."""
+        return [tf.constant(padded(np.asarray(a, dtype=np.float32),
+                                   max(self.capacity, a.shape[0]))) for a in arrays]
+
+    def __call__(self, *arrays, steps: int | None = None) -> None:
+        """Run the first ``steps`` rows (default: all) of ``arrays``, numpy arrays or
+        tensors from `stage`."""
+        n = arrays[0].shape[0] if steps is None else steps
         self.capacity = max(self.capacity, n)
-        self._fn(*(padded(np.asarray(a, dtype=np.float32), self.capacity) for a in arrays),
-                 np.int32(n))
+        self._fn(*(a if isinstance(a, tf.Tensor)
+                   else padded(np.asarray(a, dtype=np.float32), self.capacity)
+                   for a in arrays), np.int32(n))
 
 
 def padded(a: np.ndarray, steps: int) -> np.ndarray:

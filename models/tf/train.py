@@ -55,9 +55,18 @@ class Trainer:
         """Compile the step loop for chunks of up to ``steps`` (models/supervised.py)."""
         self._train.reserve(steps)
 
-    def train(self, xs: np.ndarray, ys: np.ndarray, lams: np.ndarray) -> None:
+    def prepare(self, xs: np.ndarray, ys: np.ndarray) -> dict:
+        """A chunk padded and copied into tensors, on the data thread (models/supervised.py):
+        the copy (30 MB a chunk with 64 seeds' own inputs) then overlaps training instead of
+        starting each call of the step loop."""
         with tf.device(self.device):
-            self._train(xs, ys, lams)
+            xs_t, ys_t = self._train.stage(xs, ys)
+        return {"xs": xs_t, "ys": ys_t, "steps": xs.shape[0]}
+
+    def train(self, xs, ys, lams: np.ndarray, steps: int | None = None) -> None:
+        """``steps`` of the chunk (xs, ys), numpy arrays or `prepare`'s padded tensors."""
+        with tf.device(self.device):
+            self._train(xs, ys, lams, steps=steps)
 
     def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000) -> np.ndarray:
         """Per-replica MSE on a shared input set x (N, n_in), targets y (R, N, n_out).
