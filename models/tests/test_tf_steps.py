@@ -70,6 +70,9 @@ def test_staged_chunks_run_only_their_own_steps():
     assert steps.capacity == 8 and steps.traces() == 1
     expected = sum(x.astype(np.float32).sum() for x in [*chunks, longer, chunks[0]])
     np.testing.assert_allclose(total.numpy(), expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="steps=9"):
+        steps(*early, steps=9)  # more steps than the staged rows
+    assert count.numpy() == 22
 
 
 def test_errors_with_a_padded_last_chunk_equal_one_chunk():

@@ -53,6 +53,9 @@ class CompiledSteps:
         """Run the first ``steps`` rows (default: all) of ``arrays``, numpy arrays or
         tensors from `stage`."""
         n = arrays[0].shape[0] if steps is None else steps
+        if not 0 <= n <= min(a.shape[0] for a in arrays):
+            # XLA clamps an index past the end: the loop would silently reuse the last row
+            raise ValueError(f"steps={n} outside the chunk's {[a.shape[0] for a in arrays]} rows")
         self.capacity = max(self.capacity, n)
         self._fn(*(a if isinstance(a, tf.Tensor)
                    else padded(np.asarray(a, dtype=np.float32), self.capacity)
