@@ -3,7 +3,7 @@
 The budget keeps its matrix machinery (input size 2, the range pair picked from
 [Primer]'s nine, the units' own learning rates) with 5,000 steps and 6 seeds instead of
 50,000 and 25. Each case asserts what holds reliably there (two cases: CI time); the full budget's
-cost is estimated in the README.
+cost is estimated in docs/tasks.md.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ asserts what holds reliably after 1,000 steps: with [NAU]'s two hidden units the
 cannot even represent the running sums (its hidden state is bounded by 1), so it stays
 near the predict-the-mean error on the training length and never succeeds at length
 1000; the NAU cell fits the training length far better than the LSTM does. Whether an
-arithmetic cell *extrapolates* to length 1000 takes far longer training (README,
+arithmetic cell *extrapolates* to length 1000 takes far longer training (docs/tasks.md,
 "Recurrent arithmetic"), so it is not asserted here.
 """
 from __future__ import annotations

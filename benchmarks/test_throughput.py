@@ -3,7 +3,7 @@
 Each case trains SEEDS seeds of one model as one program on the static protocol and
 is timed by pytest-benchmark; `extra_info` carries seeds, steps, seed-steps/s,
 samples/s and the ratio to `../shared/perf/plain_loop.py` run in the same session.
-Sizes: --throughput-seeds (64) and --throughput-steps (1000); the README's table is
+Sizes: --throughput-seeds (64) and --throughput-steps (1000); docs/performance.md's table is
 `pytest benchmarks/test_throughput.py --throughput-steps 3000 --benchmark-json FILE`.
 """
 from __future__ import annotations
