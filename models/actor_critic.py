@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from models import reference, registry
+from models import engine, reference, registry
 from tasks.base import DATA_STREAM, INIT_STREAM
 
 ACTION_STREAM = 3  # np.random.default_rng([seed, ACTION_STREAM]) samples the actions
@@ -146,12 +146,7 @@ def evaluate(agent, task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     """One result per spec (seeds one after another), and the seconds spent training."""
-    out, seconds = [], 0.0
-    for spec in specs:
-        result, spent = _run(task, spec, progress)
-        out.append(result)
-        seconds += spent
-    return out, seconds
+    return engine.run_seeds(_run, task, specs, progress)
 
 
 def _run(task, spec, progress):
@@ -167,6 +162,7 @@ def _run(task, spec, progress):
     n, B = p["n_steps"], spec.batch_size
     curve = {"step": [], "interpolation": [], "extrapolation": []}
     status, reason = "ok", ""
+    evaluated_at = set(engine.evaluation_steps(spec.steps, spec.eval_interval).tolist())
 
     def record(step):
         T, reward, _ = evaluate(agent, task)
@@ -201,7 +197,7 @@ def _run(task, spec, progress):
         if not all(np.isfinite(v) for v in losses.values()) or not np.isfinite(logits).all():
             status, reason = "diverged", f"non-finite loss or policy at step {step}"
             break
-        if step % spec.eval_interval == 0 or step == spec.steps:
+        if step in evaluated_at:
             record(step)
     seconds = time.perf_counter() - start
     if status == "ok":

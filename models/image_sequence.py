@@ -22,12 +22,12 @@ is bounded by chunk x hidden whatever the length.
 """
 from __future__ import annotations
 
-import time
+from dataclasses import replace
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from models import reference, registry
+from models import engine, reference, registry
 from tasks.base import DATA_STREAM, INIT_STREAM
 
 ARCHS = {  # image side -> (kernel, (channels 1, channels 2), dense width, padding)
@@ -127,27 +127,22 @@ def core_predict(cell: str, params: dict, features: np.ndarray, idx: np.ndarray,
 
 
 # ---------------------------------------------------------------- the loop
-def regulariser_weights(cell: str, steps: np.ndarray, scale: float) -> np.ndarray:
-    """Per step, lambda of the unit behind an arithmetic cell (its schedule, scaled as the
-    static task's; 0 for cells without a regulariser)."""
-    unit = reference.CELLS[cell].unit
-    schedule = reference.UNITS[unit].schedule if unit else None
-    if schedule is None:
-        return np.zeros(len(steps), dtype=np.float32)
-    lam_hat, start, end = schedule
-    start, end = start * scale, end * scale
-    return (lam_hat * np.clip((steps - start) / max(end - start, 1e-12), 0, 1)).astype(
-        np.float32)
-
-
 def _mse(task, cell, params, features, length) -> float:
     idx, y = task.eval_sets[length]
     with np.errstate(all="ignore"):
         return float(np.mean((core_predict(cell, params, features, idx) - y) ** 2))
 
 
+def _one(tree):
+    """A replica axis of one on every array of a nest of dicts (what `engine.fit` keeps)."""
+    if isinstance(tree, dict):
+        return {k: _one(v) for k, v in tree.items()}
+    return np.asarray(tree)[None]
+
+
 def train_one(task, spec, progress=None) -> tuple[dict, float]:
-    """One seed: train, evaluate on schedule, select, then every test length."""
+    """One seed: train, evaluate on schedule (stopping once diverged), select on the
+    training length, then predict every test length with the selected network."""
     cell = spec.unit
     images = task.digits
     module = registry.framework_module(spec.framework, "image_sequence")
@@ -155,49 +150,34 @@ def train_one(task, spec, progress=None) -> tuple[dict, float]:
                              lr=spec.lr, device=spec.device)
     rng = np.random.default_rng([spec.seed, DATA_STREAM])
     train_len, first = task.params["train_length"], task.headline_length
-    eval_steps = np.unique(np.r_[np.arange(0, spec.steps, spec.eval_interval), spec.steps])
-    curve = {"step": [], "interpolation": [], "extrapolation": []}
-    best = (np.inf, 0, None, None)  # interpolation MSE, step, params, test-image features
-    diverged_at, step, seconds = -1, 0, 0.0
-    for target in eval_steps:
-        if target > step:
-            idx, ys = task.train_batch(rng, int(target - step), spec.batch_size)
-            lams = regulariser_weights(cell, np.arange(step + 1, target + 1),
-                                       spec.schedule_scale)
-            start = time.perf_counter()
-            trainer.train(idx, ys, lams)
-            seconds += time.perf_counter() - start
-            if progress:
-                progress(int(target - step))
-            step = int(target)
-        params = trainer.state()
-        features = trainer.features(images.test_images)
-        interp = _mse(task, cell, params, features, train_len)
-        extrap = _mse(task, cell, params, features, first)
-        curve["step"].append(step)
-        curve["interpolation"].append(interp if np.isfinite(interp) else None)
-        curve["extrapolation"].append(extrap if np.isfinite(extrap) else None)
-        if not np.isfinite(interp):
-            diverged_at = step
-            break
-        if interp < best[0]:
-            best = (interp, step, params, features)
-    _, selected, params, features = best
-    predictions = {length: core_predict(cell, params, features, task.eval_sets[length][0])
+    cfg = engine.TrainConfig.of(spec)
+    unit = reference.CELLS[cell].unit
+    now: dict = {}
+
+    def batches(n: int) -> dict:
+        idx, ys = task.train_batch(rng, n, spec.batch_size)
+        return {"idx": idx, "ys": ys}
+
+    def evaluate() -> dict[str, np.ndarray]:
+        now["params"], now["features"] = trainer.state(), trainer.features(images.test_images)
+        return {name: np.array([_mse(task, cell, now["params"], now["features"], length)])
+                for name, length in (("interpolation", train_len), ("extrapolation", first))}
+
+    # one chunk per evaluation interval: the batches are drawn as they always were
+    result = engine.fit(trainer, [cell], batches, evaluate, cfg, 1,
+                        lams=lambda steps: engine.regulariser_weights([unit], cfg, steps)[:, 0],
+                        chunk=cfg.eval_interval, keep=lambda: _one(now),
+                        watch=("interpolation",), stop_when_diverged=True, progress=progress)
+    best = result.seed(0).best
+    predictions = {length: core_predict(cell, best["params"], best["features"],
+                                        task.eval_sets[length][0])
                    for length in task.eval_lengths}
-    diverged = diverged_at >= 0
-    return {"status": "diverged" if diverged else "ok",
-            "reason": f"non-finite error at step {diverged_at}" if diverged else "",
-            "metrics": task.metrics(predictions, selected, diverged),
-            "curve": curve}, seconds
+    seed = replace(result.seed(0), best=predictions)
+    out = engine.results(result, lambda _: task.metrics(seed), finite_only=True)
+    return out[0], result.step_seconds
 
 
 def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     """The seeds of one configuration, one after another (see the module docstring)."""
     registry.check_cell(specs[0].unit)
-    out, seconds = [], 0.0
-    for spec in specs:
-        result, s = train_one(task, spec, progress)
-        out.append(result)
-        seconds += s
-    return out, seconds
+    return engine.run_seeds(train_one, task, specs, progress)

@@ -26,7 +26,7 @@ Units compared in [Primer] (Mistry, Hare, Gerding 2022), defined further down:
   ``y = g (x W_a) + (1 - g) m s``. Regulariser ``sum_P mean(max(20 - |P|, 0))`` over
   W_hat_a, M_hat_a, W_hat_m, M_hat_m, g_hat. Its re-initialisation of a run whose loss
   stalls is an option of the static task's loop, off by default (``--param reinit=on``;
-  the rule: ``models.supervised.Reinit``). Not implemented: its gradient clipping.
+  the rule: ``tasks.base.Reinit``). Not implemented: its gradient clipping.
 - npu [NPU] (Heim, Pevny, Smidl 2020): relevance gate ``g = clip(g_hat, 0, 1)``
   per input, ``r = g (|x| + eps) + 1 - g``, ``k = pi g [x < 0]``;
   ``y = exp(log(r) W_re - k W_im) * cos(k W_re + log(r) W_im)`` (the real part of the

@@ -5,7 +5,8 @@ torch and tf); ``forward`` is their numpy specification, which both frameworks a
 tested against. A framework supplies ``models/<fw>/text.py`` with
 ``Trainer(params, unit, lr, device)``: ``train(tokens, lengths, targets, weights, lams)``
 runs len(tokens) Adam steps, ``predict(tokens, lengths) -> (R, N, L)`` the value read
-after every prefix, ``params()``.
+after every prefix, ``params()``. The loop is `models.engine.fit`, selecting on the
+validation numbers.
 
 Seeds train vectorised: every parameter carries a leading replica axis R, the loss is
 summed over replicas (each replica's gradient is its own) and Adam is elementwise.
@@ -16,12 +17,9 @@ with replica-batched matmuls, which the frameworks' own LSTM layers lack).
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from models import reference, registry
-from models.supervised import TrainConfig, regulariser_weights
+from models import engine, reference, registry
 from tasks.base import DATA_STREAM, INIT_STREAM
 
 
@@ -88,58 +86,38 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     targets, weights = loss_weights(task, train, lengths)
     trainer = registry.framework_module(first.framework, "text").Trainer(
         init_params(task, unit, seeds), unit, lr=first.lr, device=first.device)
-    cfg = TrainConfig(steps=first.steps, batch_size=first.batch_size, lr=first.lr,
-                      eval_interval=first.eval_interval, schedule_scale=first.schedule_scale)
+    cfg = engine.TrainConfig.of(first)
     rngs = [np.random.default_rng([s, DATA_STREAM]) for s in seeds]
     values = np.arange(1, len(lengths) + 1, dtype=np.float64)
     scale = float(task.params["scale"])
-    eval_steps = np.unique(np.r_[np.arange(0, cfg.steps, cfg.eval_interval), cfg.steps])
     curve_names = ["validation", "train", "interpolation", "extrapolation"]
-    curves = {n: np.full((r, len(eval_steps)), np.nan) for n in curve_names}
-    best_err = np.full(r, np.inf)
-    best_pred = np.full((r, len(values)), np.nan)
-    best_step = np.zeros(r, dtype=int)
-    diverged_at = np.full(r, -1)
+    last: dict[str, np.ndarray] = {}
 
-    def evaluate(e: int) -> None:
-        pred = trainer.predict(tokens, lengths)
-        final = pred[:, np.arange(len(lengths)), lengths - 1].astype(np.float64) * scale
-        with np.errstate(all="ignore"):
-            sq = (final - values) ** 2
-        for name in curve_names:
-            idx = split[name] - 1
-            curves[name][:, e] = sq[:, idx].mean(axis=1) if len(idx) else np.nan
-        bad = ~np.isfinite(sq).all(axis=1)
-        diverged_at[bad & (diverged_at < 0)] = eval_steps[e]
-        sel = curves["validation"][:, e]
-        better = np.isfinite(sel) & (sel < best_err) & (diverged_at < 0)
-        best_err[better], best_step[better] = sel[better], eval_steps[e]
-        best_pred[better] = final[better]
-
-    start = time.perf_counter()
-    evaluate(0)
-    step = 0
-    for e, target in enumerate(eval_steps[1:], start=1):
-        n = int(target - step)
+    def batches(n: int) -> dict:
         picks = np.stack([rng.integers(0, len(train), size=(n, cfg.batch_size))
                           for rng in rngs], axis=1)  # (n, R, B)
-        lams = regulariser_weights([unit], cfg, np.arange(step + 1, step + n + 1))
-        trainer.train(tokens[train[picks] - 1], lengths[train[picks] - 1], targets[picks],
-                      weights[picks], lams)
-        step = int(target)
-        if progress:
-            progress(n * r)
-        evaluate(e)
-    seconds = time.perf_counter() - start
-    out = []
-    for k in range(r):
-        diverged = diverged_at[k] >= 0
-        out.append({
-            "status": "diverged" if diverged else "ok",
-            "reason": f"non-finite error at step {diverged_at[k]}" if diverged else "",
-            "metrics": task.metrics(best_pred[k], diverged, best_step[k]),
-            "curve": {"step": eval_steps.tolist(),
-                      **{n: [None if not np.isfinite(v) else float(v) for v in curves[n][k]]
-                         for n in curve_names}},
-        })
-    return out, seconds
+        rows = train[picks] - 1
+        return {"tokens": tokens[rows], "lengths": lengths[rows], "targets": targets[picks],
+                "weights": weights[picks]}
+
+    def evaluate() -> dict[str, np.ndarray]:
+        """Per split, the MSE of the value read after each whole number; "numbers": NaN
+        for a replica with any non-finite value (divergence watches every number)."""
+        pred = trainer.predict(tokens, lengths)
+        last["pred"] = pred[:, np.arange(len(lengths)), lengths - 1].astype(np.float64) * scale
+        with np.errstate(all="ignore"):
+            sq = (last["pred"] - values) ** 2
+        out = {name: sq[:, split[name] - 1].mean(axis=1) if len(split[name])
+               else np.full(r, np.nan) for name in curve_names}
+        out["numbers"] = np.where(np.isfinite(sq).all(axis=1), 0.0, np.nan)
+        return out
+
+    # one chunk per evaluation interval: the picks are drawn as the loop has always drawn
+    # them (bounded integers drawn in two calls are not those drawn in one)
+    result = engine.fit(trainer, [unit], batches, evaluate, cfg, r,
+                        lams=lambda steps: engine.regulariser_weights([unit], cfg, steps),
+                        chunk=cfg.eval_interval, keep=lambda: {"pred": last["pred"]},
+                        watch=("numbers",), progress=progress)
+    out = engine.results(result, lambda k: task.metrics(result.seed(k)), curves=curve_names,
+                         finite_only=True)
+    return out, result.train_seconds

@@ -7,6 +7,7 @@ network it needs, and its metrics.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,6 +16,40 @@ import numpy as np
 TASK_STREAM, INIT_STREAM, DATA_STREAM = 0, 1, 2
 EVAL_SEED = 20260101  # the fixed evaluation sets do not depend on the run's seed
 COMMON_DATA_SEED = 20260102  # the one data stream every replica sees with --common-data
+
+
+@dataclass(frozen=True)
+class Reinit:
+    """[iNALU]'s re-initialisation of a run whose loss stalls, counted in evaluations.
+
+    [iNALU] (Schloer, Ring, Hotho 2020) re-initialises the weights of a run whose loss,
+    checked every t epochs, has not improved over the last ones while it is still above a
+    threshold (our reading of the paper; its exact averaging and values were not checked
+    against its code). Here, per replica, at every ``window``-th evaluation since its last
+    (re)initialisation: with ``recent`` and ``older`` the means of the interpolation MSE
+    over the last window/2 evaluations and the window/2 before, the replica is stalled when
+    ``recent > factor * older`` and ``recent > level``. A stalled replica gets fresh weights
+    in every layer whose unit opts in (`UnitSpec.reinit`), drawn from
+    ``default_rng([seed, INIT_STREAM, layer, attempt])`` (attempt 1, 2, ...; the first
+    initialisation is attempt 0, ``[seed, INIT_STREAM, layer]``), and zero Adam moments.
+    A replica with a non-finite error is recorded as diverged, not re-initialised, and
+    nothing is re-initialised at the last evaluation (no training follows). Model
+    selection (the best interpolation error) spans every attempt. Adam's step count is one
+    per parameter tensor, shared by the replicas, so it goes on: a re-initialised replica's
+    bias correction is that of the running step, not of a fresh optimiser (its first
+    updates are about (1 - beta1) / sqrt(1 - beta2) = 0.1 / 0.032, i.e. 3 lr, not lr).
+    """
+
+    window: int = 10  # evaluations per check ([iNALU] counts epochs; 10 is our choice)
+    factor: float = 1.0  # stalled unless the recent mean is below factor * older mean
+    level: float = 1.0  # ... and only while the recent mean MSE is above this (our choice)
+
+    def __post_init__(self):
+        if int(self.window) != self.window or self.window < 2 or self.window % 2:
+            raise ValueError(f"Reinit window {self.window!r} must be an even integer >= 2")
+        if not (self.factor >= 0 and self.level >= 0):
+            raise ValueError(f"Reinit factor {self.factor!r} and level {self.level!r} "
+                             f"must be >= 0")
 
 
 class TaskError(ValueError):
@@ -50,6 +85,18 @@ class Task:
     def validate(self) -> None:
         """Raise TaskError on a bad parameter."""
 
+    def footprint(self, batch_size: int, replicas: int) -> dict[str, float]:
+        """Estimated bytes of the largest arrays one group of ``replicas`` seeds holds, by
+        what they are and the parameters that size them (see `tasks.limits`)."""
+        return {}
+
+    def preflight(self, batch_size: int, replicas: int) -> None:
+        """What this machine must provide, checked before anything is trained or written
+        (memory; a task that reads files checks them here). Raises TaskError."""
+        from tasks import limits
+
+        limits.check(self.name, self.footprint(batch_size, replicas))
+
     @classmethod
     def defaults(cls, grid: dict[str, list], budget: str) -> list[tuple[dict[str, Any],
                                                                          tuple[str, ...]]]:
@@ -83,7 +130,11 @@ class Task:
         """Fixed evaluation inputs; the first set selects the model."""
         raise NotImplementedError
 
-    def metrics(self, fit, r: int, instance: Any, eval_sets) -> dict[str, Any]:
+    def metrics(self, seed) -> dict[str, Any]:
+        """One seed's metrics from its `models.engine.SeedFit`: its curves, selected
+        evaluation, what its loop kept there (``best``) and, where the loop gives them, its
+        ``instance`` and ``eval_sets``. Every task's carry the headline ``success``,
+        ``interpolation_mse`` and ``extrapolation_mse``."""
         raise NotImplementedError
 
 
@@ -92,7 +143,7 @@ class ReplicaBatches:
 
     The returned arrays live in two alternating buffers (fresh 30 MB arrays every chunk
     cost as much in page faults as drawing the numbers): a chunk stays valid until the
-    call after next, which is all the one-ahead prefetch of `models.supervised` needs.
+    call after next, which is all the one-ahead prefetch of `models.engine.fit` needs.
     """
 
     def __init__(self, task: Task, instances: list, seeds: list[int], batch_size: int,

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks import digits
+from tasks import digits, limits
 from tasks.base import EVAL_SEED, Task, TaskError
 
 NAU_LENGTHS = (1, 10, *range(100, 1001, 100))
@@ -89,8 +89,34 @@ class DigitSequences(Task):
             raise TaskError(f"unknown source {p['source']!r}; known: "
                             f"{', '.join(digits.SOURCES)}")
         value = p["success_error"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise TaskError(f"bad success_error {value!r}; expected a number > 0")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+                or not np.isfinite(value):
+            raise TaskError(f"bad success_error {value!r}; expected a finite number > 0 "
+                            f"(a relative error, e.g. 0.1)")
+        limits.length(p["train_length"], "train_length")
+        limits.length(max(self.test_lengths), "test_lengths")
+
+    def preflight(self, batch_size, replicas):
+        """The digits are loaded and checked here (a bad MNIST file is refused before any
+        training), then the memory estimate."""
+        self.digits  # noqa: B018 (loads and checks the files; DigitsError names the bad one)
+        super().preflight(batch_size, replicas)
+
+    def footprint(self, batch_size, replicas):
+        """Test sequences (indices and labels), one step's CNN activations (forward and
+        backward), the test images' features."""
+        p, side = self.params, self.digits.side
+        channels = 20 if side == digits.MNIST_SIDE else 8
+        per_image = side * side * channels * 4 * 4
+        return {
+            f"test sequences (test_sequences={p['test_sequences']} x lengths "
+            f"{sum(self.eval_lengths)} in all)":
+                24.0 * p["test_sequences"] * sum(self.eval_lengths),
+            f"CNN activations (batch {batch_size} x train_length={p['train_length']} "
+            f"images of {side}x{side})": float(batch_size * p["train_length"] * per_image),
+            f"core states (test_sequences={p['test_sequences']}, hidden_size="
+            f"{p['hidden_size']})": 64.0 * min(p["test_sequences"], 1000) * p["hidden_size"],
+        }
 
     def check_model(self, model: str) -> None:
         """A model is the recurrent core's cell name."""
@@ -152,9 +178,10 @@ class DigitSequences(Task):
             out[length] = (idx, self.answer(self.digits.test_labels[idx]).astype(np.float64))
         return out
 
-    def metrics(self, predictions: dict[int, np.ndarray], selected_step: int,
-                diverged: bool) -> dict[str, Any]:
-        """Per length: accuracy of the rounded output, MAE, MSE; the headline numbers."""
+    def metrics(self, seed) -> dict[str, Any]:
+        """Per length: accuracy of the rounded output, MAE, MSE; the headline numbers, from
+        the selected network's predictions per length (``seed.best``)."""
+        predictions, selected_step, diverged = seed.best, seed.selected_step, seed.diverged
         per = {"length": [], "accuracy": [], "mae": [], "mse": [], "relative_error": [],
                "baseline_mse": []}
         flat: dict[str, Any] = {}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tasks import limits
 from tasks.base import EVAL_SEED, Task, TaskError, sample_ranges
 from tasks.static_arithmetic import StaticArithmetic, Subsets, _normalised
 
@@ -124,6 +125,22 @@ class RecurrentArithmetic(Task):
             raise TaskError(f"bad test_lengths {p['test_lengths']!r}; expected positive "
                             f"integers, e.g. 100,1000")
         p["test_lengths"] = tuple(sorted({int(n) for n in lengths}))
+        limits.length(p["train_length"], "train_length")
+        limits.length(p["test_lengths"][-1], "test_lengths")
+
+    def footprint(self, batch_size, replicas):
+        """Every evaluation set (float32, and the framework's copy), two training buffers,
+        and the weights of a cell with gates (4 x hidden) with gradients and Adam's moments."""
+        p, n, h = self.params, self.params["input_size"], self.params["hidden_size"]
+        lengths = sum(self.lengths.values())
+        step = replicas * batch_size * p["train_length"] * n * 4
+        return {
+            f"evaluation sets (eval_size={p['eval_size']} x lengths {lengths} in all x "
+            f"input_size={n})": 8.0 * p["eval_size"] * lengths * n,
+            f"training batches ({replicas} seed(s) x batch {batch_size} x train_length="
+            f"{p['train_length']} x input_size={n})": 2.0 * max(step, 32 << 20),
+            f"weights ({replicas} seed(s), hidden_size={h})": 64.0 * replicas * h * (n + h),
+        }
 
     @property
     def lengths(self) -> dict[str, int]:
@@ -179,17 +196,17 @@ class RecurrentArithmetic(Task):
         """The static success bar on the summed sequences."""
         return self.static.threshold(inst, np.asarray(x).sum(axis=-2, dtype=np.float64))
 
-    def metrics(self, fit, r, inst, eval_sets):
+    def metrics(self, seed):
         """Headline numbers (see the module docstring) plus, per evaluated length L,
         ``mse_L``, ``normalised_L``, ``threshold_L``, ``success_L`` and ``solved_at_L``."""
         from models import reference
 
-        best = fit.best_index[r]
-        diverged = fit.diverged_at[r] >= 0
+        best = seed.best_index
+        diverged = seed.diverged
         out: dict = {}
         for name, length in self.lengths.items():
-            err = fit.errors[name][r]
-            bar = self.threshold(inst, eval_sets[name][0])
+            err = seed.errors[name]
+            bar = self.threshold(seed.instance, seed.eval_sets[name][0])
             with np.errstate(invalid="ignore"):
                 solved = np.flatnonzero(err < bar)
             mse = float(err[best])
@@ -199,15 +216,15 @@ class RecurrentArithmetic(Task):
             out[f"normalised_{length}"] = _normalised(err[best], err[0])
             out[f"threshold_{length}"] = bar
             out[f"success_{length}"] = bool(not diverged and err[best] < bar)
-            out[f"solved_at_{length}"] = (int(fit.steps[solved[0]]) if len(solved)
+            out[f"solved_at_{length}"] = (int(seed.steps[solved[0]]) if len(solved)
                                           and not diverged else None)
         train, last = self.params["train_length"], self.params["test_lengths"][-1]
-        cell, unit = fit.units
+        cell, unit = seed.units
         sparsity = None
         if reference.CELLS[cell].unit:  # only arithmetic models have a "correct" 0/1 weight
             layers = (reference.CELLS[cell].unit, unit)
-            sparsity = max(float(reference.sparsity_error(u, {k: v[r] for k, v in p.items()}))
-                           for u, p in zip(layers, fit.best_params))
+            sparsity = max(float(reference.sparsity_error(u, p))
+                           for u, p in zip(layers, seed.best))
         return {
             "interpolation_mse": out[f"mse_{train}"],
             "extrapolation_mse": out[f"mse_{last}"],
@@ -217,7 +234,7 @@ class RecurrentArithmetic(Task):
             "success": out[f"success_{last}"],
             "solved_at": out[f"solved_at_{last}"],
             "headline_length": last,
-            "selected_step": int(fit.steps[best]),
+            "selected_step": seed.selected_step,
             "sparsity_error": sparsity,
             **out,
         }

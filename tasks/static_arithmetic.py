@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.base import EVAL_SEED, TASK_STREAM, Task, TaskError, sample_ranges
+from tasks import limits
+from tasks.base import EVAL_SEED, TASK_STREAM, Reinit, Task, TaskError, sample_ranges
 
 OPS = {
     "add": lambda a, b: a + b,
@@ -78,6 +79,7 @@ def parse_ranges(value, what: str) -> tuple[tuple[float, float], ...]:
         if not (np.isfinite(low) and np.isfinite(high)) or low >= high:
             raise TaskError(f"bad {what} [{low:g}, {high:g}]: low must be below high "
                             f"and both finite")
+    limits.float32_ranges(arr, what)
     return tuple((float(lo), float(hi)) for lo, hi in arr)
 
 
@@ -102,7 +104,7 @@ class StaticArithmetic(Task):
         "eval_size": 10_000,
         "eps": 1e-5,
         # [iNALU]'s re-initialisation of a stalled replica (units that opt in: iNALU):
-        # off (default; also false), on or true (models.supervised.Reinit's defaults), or
+        # off (default; also false), on or true (tasks.base.Reinit's defaults), or
         # WINDOW,FACTOR,LEVEL; on, the spec holds (window, factor, level)
         "reinit": "off",
     }
@@ -185,11 +187,24 @@ class StaticArithmetic(Task):
 
     @property
     def reinit(self):
-        """The loop's re-initialisation rule, or None when off (models.supervised)."""
-        from models.supervised import Reinit
-
+        """The loop's re-initialisation rule, or None when off (models.engine.fit)."""
         value = self.params.get("reinit")
         return None if value is None else Reinit(*value)
+
+    def footprint(self, batch_size, replicas):
+        """Evaluation sets (float32, and a float64 copy for the success bar), training
+        batches (two buffers and their logs), weights with gradients and Adam's moments."""
+        p, n = self.params, self.params["input_size"]
+        step = replicas * batch_size * n * 4
+        return {
+            f"evaluation sets (eval_size={p['eval_size']} x input_size={n})":
+                16.0 * p["eval_size"] * n,
+            f"training batches ({replicas} seed(s) x batch {batch_size} x input_size={n})":
+                4.0 * max(step, 32 << 20),
+            f"weights ({replicas} seed(s) x input_size={n} x hidden_size={p['hidden_size']})":
+                16.0 * replicas * n * p["hidden_size"],
+            "magnitude curve (1000 samples x input_size)": 24.0 * 1000 * n,
+        }
 
     # protocol geometry
     @property
@@ -260,16 +275,16 @@ class StaticArithmetic(Task):
             worst = max(np.mean((op(a + e, b + s * e) - y) ** 2) for s in (1.0, -1.0))
         return float(worst)
 
-    def metrics(self, fit, r, inst, eval_sets):
+    def metrics(self, seed):
         from models import reference
 
-        best = fit.best_index[r]
-        interp, extrap = fit.errors["interpolation"][r], fit.errors["extrapolation"][r]
-        threshold = self.threshold(inst, eval_sets["extrapolation"][0])
+        best = seed.best_index
+        interp, extrap = seed.errors["interpolation"], seed.errors["extrapolation"]
+        threshold = self.threshold(seed.instance, seed.eval_sets["extrapolation"][0])
         solved = np.flatnonzero(extrap < threshold)
-        diverged = fit.diverged_at[r] >= 0
-        sparsity = max(float(reference.sparsity_error(unit, {k: v[r] for k, v in p.items()}))
-                       for unit, p in zip(fit.units, fit.best_params))
+        diverged = seed.diverged
+        sparsity = max(float(reference.sparsity_error(unit, p))
+                       for unit, p in zip(seed.units, seed.best))
         return {
             "interpolation_mse": float(interp[best]),
             "extrapolation_mse": float(extrap[best]),
@@ -277,22 +292,22 @@ class StaticArithmetic(Task):
             "extrapolation_normalised": _normalised(extrap[best], extrap[0]),
             "threshold": threshold,
             "success": bool(not diverged and extrap[best] < threshold),
-            "solved_at": int(fit.steps[solved[0]]) if len(solved) and not diverged else None,
-            "selected_step": int(fit.steps[best]),
+            "solved_at": int(seed.steps[solved[0]]) if len(solved) and not diverged else None,
+            "selected_step": seed.selected_step,
             "sparsity_error": sparsity,
-            "magnitude_curve": self.magnitude_curve(fit, r, inst),
-            **self.reinit_metrics(fit, r),
+            "magnitude_curve": self.magnitude_curve(seed),
+            **self.reinit_metrics(seed),
         }
 
-    def reinit_metrics(self, fit, r) -> dict:
+    def reinit_metrics(self, seed) -> dict:
         """With --param reinit only (records without it are unchanged): how often and at
-        which steps replica r was re-initialised (never for units that do not opt in)."""
+        which steps the seed was re-initialised (never for units that do not opt in)."""
         if self.reinit is None:
             return {}
-        steps = fit.extra["reinit_steps"][r] if "reinit_steps" in fit.extra else []
+        steps = seed.extra.get("reinit_steps", [])
         return {"reinitialisations": len(steps), "reinit_steps": list(steps)}
 
-    def magnitude_curve(self, fit, r, inst, samples: int = 1000) -> dict[str, list]:
+    def magnitude_curve(self, seed, samples: int = 1000) -> dict[str, list]:
         """MSE of the selected model on inputs U[c, c+1] for growing c ([NALU]'s first
         figure: which models keep working outside the training range). Computed with
         the numpy reference on the selected weights, so it is framework-free."""
@@ -300,25 +315,26 @@ class StaticArithmetic(Task):
 
         low = min(lo for lo, _ in self.params["interpolation_range"])
         high = max(hi for _, hi in self.params["extrapolation_range"])
+        if high <= low:  # extrapolation below interpolation: span both ranges
+            ranges = (*self.params["interpolation_range"], *self.params["extrapolation_range"])
+            low, high = min(lo for lo, _ in ranges), max(hi for _, hi in ranges)
         starts = np.linspace(low, 2 * high - low, 12)
         rng = np.random.default_rng([EVAL_SEED, 99])
         mse = []
         for c in starts:
             x = rng.uniform(c, c + (high - low) / 4, size=(samples, self.params["input_size"]))
             h = x
-            for unit, p in zip(fit.units, fit.best_params):
+            for unit, p in zip(seed.units, seed.best):
                 with np.errstate(all="ignore"):
-                    h = reference.forward(unit, {k: v[r] for k, v in p.items()}, h)
+                    h = reference.forward(unit, p, h)
             with np.errstate(all="ignore"):
-                err = float(np.mean((h - self.targets(inst, x)) ** 2))
+                err = float(np.mean((h - self.targets(seed.instance, x)) ** 2))
             mse.append(err if np.isfinite(err) else None)
         return {"start": starts.tolist(), "width": (high - low) / 4, "mse": mse}
 
 
 def parse_reinit(value):
     """None (off) or (window, factor, level) from off/on/false/true, a bool or 3 numbers."""
-    from models.supervised import Reinit
-
     if isinstance(value, (bool, np.bool_)):
         value = "on" if value else "off"
     if isinstance(value, str) and value.lower() in ("true", "false", "on", "off"):

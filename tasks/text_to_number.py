@@ -255,8 +255,10 @@ class TextToNumber(Task):
             raise TaskError(f"unknown model {model!r} for {self.name}: the model is the output "
                             f"layer on the LSTM; known: {', '.join(reference.UNITS)}")
 
-    def metrics(self, pred: np.ndarray, diverged: bool, selected_step: int) -> dict[str, Any]:
-        """Metrics of one replica from its predicted values for 1..999 at the selected step."""
+    def metrics(self, seed) -> dict[str, Any]:
+        """Metrics of one replica from its predicted values for 1..999 at the selected step
+        (``seed.best["pred"]``)."""
+        pred, diverged, selected_step = seed.best["pred"], seed.diverged, seed.selected_step
         values = np.arange(1, N_NUMBERS + 1, dtype=np.float64)
         out: dict[str, Any] = {}
         for name, numbers in self.split().items():

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from models import image_sequence, reference
+from models import engine, image_sequence, reference
 from tasks.mnist_counting import MNISTAddition, MNISTCounting
 
 FRAMEWORKS = [pytest.param(fw, marks=pytest.mark.skipif(
@@ -111,11 +111,15 @@ def test_torch_and_tf_train_alike(cell):
 
 
 def test_regulariser_schedule_and_init():
-    lam = image_sequence.regulariser_weights("nau", np.arange(1, 5001), 1.0)
+    def weights(cell, steps, scale):
+        cfg = engine.TrainConfig(steps=1, schedule_scale=scale)
+        return engine.regulariser_weights([reference.CELLS[cell].unit], cfg, steps)[:, 0]
+
+    lam = weights("nau", np.arange(1, 5001), 1.0)
     assert lam[0] == 0 and lam[-1] == 0 and lam.dtype == np.float32  # starts at 5,000 steps
-    lam = image_sequence.regulariser_weights("nau", np.array([1, 10, 100]), 0.001)
+    lam = weights("nau", np.array([1, 10, 100]), 0.001)
     np.testing.assert_allclose(lam, [0.0, 0.01 * 5 / 45, 0.01])
-    assert not image_sequence.regulariser_weights("lstm", np.arange(1, 10), 1.0).any()
+    assert not weights("lstm", np.arange(1, 10), 1.0).any()
     task = MNISTAddition(source="sklearn")
     a, b = image_sequence.init(task, "nau", 3), image_sequence.init(task, "nau", 3)
     np.testing.assert_array_equal(a["cell"]["W"], b["cell"]["W"])

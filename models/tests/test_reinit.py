@@ -1,11 +1,11 @@
-"""[iNALU]'s optional re-initialisation of stalled replicas (models.supervised.Reinit)."""
+"""[iNALU]'s optional re-initialisation of stalled replicas (tasks.base.Reinit, engine.stalled)."""
 import numpy as np
 import pytest
 
 from benchmarks import runner, suite
 from models import reference, registry
-from models.supervised import Reinit, stalled
-from tasks.base import INIT_STREAM, TaskError
+from models.engine import stalled
+from tasks.base import INIT_STREAM, Reinit, TaskError
 from tasks.static_arithmetic import StaticArithmetic
 
 FRAMEWORKS = [pytest.param(fw, marks=pytest.mark.skipif(

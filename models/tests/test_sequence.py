@@ -87,7 +87,7 @@ def test_overflow_at_a_long_length_is_a_failure_not_a_divergence(monkeypatch):
     fw = next((fw for fw in registry.FRAMEWORKS if not registry.framework_missing(fw)), None)
     if fw is None:
         pytest.skip("no framework")
-    original = sequence.fit
+    original = sequence.engine.fit
 
     def fit(trainer, *args, **kwargs):
         real = trainer.errors
@@ -98,7 +98,7 @@ def test_overflow_at_a_long_length_is_a_failure_not_a_divergence(monkeypatch):
         trainer.errors = errors
         return original(trainer, *args, **kwargs)
 
-    monkeypatch.setattr(sequence, "fit", fit)
+    monkeypatch.setattr(sequence.engine, "fit", fit)
     rec = _records(fw, "nau", [0])[0]
     assert rec["status"] == "ok"
     assert rec["metrics"]["extrapolation_mse"] == np.inf

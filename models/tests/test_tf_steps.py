@@ -87,7 +87,7 @@ def test_errors_with_a_padded_last_chunk_equal_one_chunk():
 
 
 def test_fit_compiles_once_with_its_short_first_chunk():
-    """models.supervised.fit starts with a short chunk and reserves the longest first, so
+    """models.engine.fit starts with a short chunk and reserves the longest first, so
     the step loop is traced once for the whole run."""
     from benchmarks import runner, suite
     from models.tf.steps import CompiledSteps as Compiled

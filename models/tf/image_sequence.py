@@ -6,7 +6,7 @@ import numpy as np
 
 from models.image_sequence import arch
 from models.tf import cells, units
-from models.tf.train import _device
+from models.tf.base import adam, device_name
 from models.tf.units import keras, tf
 
 
@@ -64,14 +64,12 @@ class Trainer:
     (compiled once per distinct (S, B, T)); each step gathers its images by index."""
 
     def __init__(self, params, cell: str, images: np.ndarray, lr: float, device: str = "cpu"):
-        self.device = _device(device)
+        self.device = device_name(device)
         with tf.device(self.device):
             self.net = Net(params, cell, images.shape[-1])
             self.images = tf.constant(np.asarray(images, dtype=np.float32))
             self.vars = [v.value for v in self.net.trainable_variables]
-            # epsilon=1e-8 as torch; Keras adds it to sqrt(v) before bias correction.
-            self.opt = keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8)
-            self.opt.build(self.net.trainable_variables)
+            self.opt = adam(lr, self.net.trainable_variables)
         self._regularised = self.net.cell.regulariser() is not None
         self._train = tf.function(self._steps, autograph=False, jit_compile=False)
         self._features = tf.function(self.net.cnn.call, autograph=False, reduce_retracing=True)

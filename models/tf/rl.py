@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.actor_critic import N_OBS
-from models.tf.train import _device
+from models.tf.base import adam, device_name
 from models.tf.units import keras, make, tf
 
 
@@ -29,7 +29,7 @@ class Agent:
 
     def __init__(self, params: dict[str, np.ndarray], unit: str | None, lr: float,
                  entropy: float, value_coef: float, max_grad_norm: float, device: str = "cpu"):
-        self.device = _device(device)
+        self.device = device_name(device)
         self.entropy, self.value_coef, self.max_grad_norm = entropy, value_coef, max_grad_norm
         with tf.device(self.device):
             self.lstm = lstm_cell(params["lstm_W_x"], params["lstm_W_h"], params["lstm_b"])
@@ -39,8 +39,7 @@ class Agent:
             self.variables = [*self.lstm.trainable_variables,
                               *(self.unit.trainable_variables if self.unit else []),
                               *self.heads.values()]
-            self.opt = keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8)
-            self.opt.build(self.variables)
+            self.opt = adam(lr, self.variables)
         self.hidden = params["lstm_W_h"].shape[0]
         self.k = params["pi_W"].shape[0] - self.hidden - N_OBS
         row = lambda n: tf.TensorSpec([None, n], tf.float32)  # noqa: E731

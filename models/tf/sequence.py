@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from models.tf import cells, units
+from models.tf.base import TFTrainer, adam
 from models.tf.cells import keras, tf
 from models.tf.steps import CompiledSteps
-from models.tf.train import _device
 
 
 class SequenceNet(keras.layers.Layer):
@@ -52,19 +52,18 @@ class SequenceNet(keras.layers.Layer):
     project = project_
 
 
-class Trainer:
+class Trainer(TFTrainer):
     """One Adam over every replica; the loss is summed over replicas so each replica's
     gradient is its own."""
 
     def __init__(self, cell: tuple[str, dict], out: tuple[str, dict], lr: float,
                  device: str = "cpu", length: int = 10, jit_compile: bool = True):
-        self.device = _device(device)
+        super().__init__(device)
         self.length = int(length)
         with tf.device(self.device):
             self.net = SequenceNet(cell, out)
             self.vars = [v.value for v in self.net.trainable_variables]
-            self.opt = keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8)  # as torch
-            self.opt.build(self.net.trainable_variables)
+            self.opt = adam(lr, self.net.trainable_variables)
         self._regularised = [j for j, u in enumerate(self.net.units)
                              if u.regulariser() is not None]
         seq = tf.TensorSpec([None, None, None, self.length, None], tf.float32)
@@ -75,19 +74,10 @@ class Trainer:
             tf.TensorSpec([None, None, None], tf.float32)], autograph=False)
 
     def _step(self, x, y, lam):
-        units_ = self.net.units
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(self.net.unrolled(x, self.length) - y),
-                                  axis=[-2, -1])
-            for j in self._regularised:  # lam = 0 adds exactly nothing, as torch's skip
-                loss = loss + lam[j] * units_[j].regulariser()
-            total = tf.reduce_sum(loss)
-        grads = tape.gradient(total, self.vars)
-        self.opt.apply_gradients(zip(grads, self.net.trainable_variables))
-        self.net.project_()
+        self._mse_step(lambda: self.net.unrolled(x, self.length), y, lam)
 
     def reserve(self, steps: int) -> None:
-        """Compile the step loop for chunks of up to ``steps`` (models/supervised.py)."""
+        """Compile the step loop for chunks of up to ``steps`` (models/engine.py)."""
         self._train.reserve(steps)
 
     def train(self, xs: np.ndarray, ys: np.ndarray, lams: np.ndarray) -> None:
@@ -103,6 +93,3 @@ class Trainer:
                 err = pred.numpy().astype(np.float64) - np.asarray(y[:, i:i + chunk], np.float64)
                 total = total + (err ** 2).sum(axis=(-2, -1))
         return np.asarray(total / (x.shape[0] * y.shape[-1]))
-
-    def params(self) -> list[dict[str, np.ndarray]]:
-        return [u.get_params() for u in self.net.units]

@@ -45,7 +45,7 @@ class CompiledSteps:
 
     def stage(self, *arrays: np.ndarray) -> list:
         """``arrays`` padded to the capacity and copied into tensors: made ahead of time (on
-        the data thread, models/supervised.py), the copy overlaps the steps before."""
+        the data thread, models/engine.py), the copy overlaps the steps before."""
         return [tf.constant(padded(np.asarray(a, dtype=np.float32),
                                    max(self.capacity, a.shape[0]))) for a in arrays]
 

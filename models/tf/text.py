@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.tf import cells
-from models.tf.train import _device
+from models.tf.base import adam, device_name
 from models.tf.units import keras, make, tf
 
 
@@ -51,12 +51,11 @@ class Trainer:
 
     def __init__(self, params, unit: str, lr: float, device: str = "cpu",
                  jit_compile: bool = False):
-        self.device = _device(device)
+        self.device = device_name(device)
         with tf.device(self.device):
             self.net = Reader(params, unit)
             self.vars = self.net.trainable_variables
-            self.opt = keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8)
-            self.opt.build(self.vars)
+            self.opt = adam(lr, self.vars)
         self._regularised = self.net.out.spec.regularised
         self.jit_compile = jit_compile
         self._train = self._predict = None  # traced on first use, for its sequence length

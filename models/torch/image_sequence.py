@@ -8,6 +8,7 @@ from torch import nn
 
 from models.image_sequence import arch
 from models.torch import cells, units
+from models.torch.base import TorchTrainer
 
 
 class CNN(nn.Module):
@@ -54,25 +55,21 @@ class Net(nn.Module):
         return self.readout(h) if self.readout is not None else h
 
 
-class Trainer:
+class Trainer(TorchTrainer):
     """Adam on one seed's network; the training images live on the device once and each
     step gathers its (B, T) images by index."""
 
     def __init__(self, params, cell: str, images: np.ndarray, lr: float, device: str = "cpu",
                  threads: int | None = 1):
-        self.threads = threads  # as models/torch/train.py: one intra-op thread while training
-        self.device = torch.device(device)
+        super().__init__(device, threads)
         self.net = Net(params, cell, images.shape[-1]).to(self.device)
         self.images = torch.tensor(np.asarray(images, dtype=np.float32), device=self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
 
     def train(self, idx: np.ndarray, ys: np.ndarray, lams: np.ndarray) -> None:
         """len(idx) steps: idx (S, B, T) training-image indices, ys (S, B, out), lams (S,)."""
-        previous = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
         regularised = self.net.cell.regulariser() is not None
-        try:
+        with self.threading():
             idx = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=self.device)
             ys = torch.as_tensor(np.asarray(ys, dtype=np.float32), device=self.device)
             for s in range(idx.shape[0]):
@@ -83,8 +80,6 @@ class Trainer:
                 loss.backward()
                 self.opt.step()
                 self.net.cell.project_()
-        finally:
-            torch.set_num_threads(previous)
 
     @torch.no_grad()
     def features(self, images: np.ndarray, chunk: int = 2048) -> np.ndarray:

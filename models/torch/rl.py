@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from models.actor_critic import N_OBS
+from models.torch.base import TorchTrainer
 from models.torch.units import make
 
 
@@ -27,15 +28,14 @@ def _param(a) -> nn.Parameter:
     return nn.Parameter(torch.as_tensor(np.asarray(a), dtype=torch.float32))
 
 
-class Agent(nn.Module):
+class Agent(nn.Module, TorchTrainer):
     """LSTM core (+ arithmetic accumulator), linear policy and value heads; Adam."""
 
     def __init__(self, params: dict[str, np.ndarray], unit: str | None, lr: float,
                  entropy: float, value_coef: float, max_grad_norm: float, device: str = "cpu",
                  threads: int | None = 1):
-        super().__init__()
-        self.threads = threads  # one intra-op thread: these matrices are tiny
-        self.device = torch.device(device)
+        nn.Module.__init__(self)
+        TorchTrainer.__init__(self, device, threads)  # one intra-op thread: tiny matrices
         self.entropy, self.value_coef, self.max_grad_norm = entropy, value_coef, max_grad_norm
         self.lstm = lstm_cell(params["lstm_W_x"], params["lstm_W_h"], params["lstm_b"])
         self.unit = make(unit, {k.removeprefix("unit_"): v for k, v in params.items()
@@ -46,9 +46,6 @@ class Agent(nn.Module):
         self.to(self.device)
         self.trainable = [p for p in self.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(self.trainable, lr=lr)
-
-    def _t(self, a, dtype=torch.float32):
-        return torch.as_tensor(np.asarray(a), dtype=dtype, device=self.device)
 
     def zero_state(self, batch: int) -> tuple[np.ndarray, ...]:
         h = np.zeros((batch, self.lstm.hidden_size), np.float32)
@@ -62,30 +59,19 @@ class Agent(nn.Module):
         feat = torch.cat([h, a, obs], -1)
         return feat @ self.pi_W + self.pi_b, (feat @ self.v_W + self.v_b)[:, 0], h, c, a
 
-    def _threads(self):
-        previous = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        return previous
-
     @torch.no_grad()
     def act(self, obs, state):
         """(logits, value, state) as numpy, for a batch of observations."""
-        previous = self._threads()
-        try:
-            logits, value, *new = self.step(self._t(obs), *(self._t(s) for s in state))
-        finally:
-            torch.set_num_threads(previous)
+        with self.threading():
+            logits, value, *new = self.step(self.tensor(obs), *(self.tensor(s) for s in state))
         return logits.cpu().numpy(), value.cpu().numpy(), tuple(s.cpu().numpy() for s in new)
 
     def update(self, obs, actions, returns, masks, state) -> dict[str, float]:
         """One A2C step on a rollout (n, B, ...) started from ``state``."""
-        previous = self._threads()
-        try:
-            return self._update(self._t(obs), self._t(actions, torch.int64), self._t(returns),
-                                self._t(masks), [self._t(s) for s in state])
-        finally:
-            torch.set_num_threads(previous)
+        with self.threading():
+            return self._update(self.tensor(obs), self.tensor(actions, torch.int64),
+                                self.tensor(returns), self.tensor(masks),
+                                [self.tensor(s) for s in state])
 
     def _update(self, obs, actions, returns, masks, state):
         h, c, a = state

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from models.torch import cells, units
+from models.torch.base import TorchTrainer
 
 
 class SequenceNet(nn.Module):
@@ -31,32 +32,20 @@ class SequenceNet(nn.Module):
             unit.project_()
 
 
-class Trainer:
+class Trainer(TorchTrainer):
     """One Adam over every replica; the loss is summed over replicas so each replica's
     gradient is its own. ``length`` (the training length) is only needed by tf."""
 
     def __init__(self, cell: tuple[str, dict], out: tuple[str, dict], lr: float,
                  device: str = "cpu", length: int | None = None, threads: int | None = 1):
-        # one intra-op thread while training: the other core draws the next chunk
-        self.threads = threads
-        self.device = torch.device(device)
+        super().__init__(device, threads)
         self.net = SequenceNet(cell, out).to(self.device)
+        self.layers = self.net.units
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
 
-    def _tensor(self, a):
-        return torch.as_tensor(np.asarray(a, dtype=np.float32), device=self.device)
-
-    def _threads(self, fn, *args):
-        previous = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        try:
-            return fn(*args)
-        finally:
-            torch.set_num_threads(previous)
-
     def train(self, xs: np.ndarray, ys: np.ndarray, lams: np.ndarray) -> None:
-        self._threads(self._train, self._tensor(xs), self._tensor(ys), lams)
+        with self.threading():
+            self._train(self.tensor(xs), self.tensor(ys), lams)
 
     def _train(self, xs, ys, lams) -> None:
         units = self.net.units
@@ -73,17 +62,5 @@ class Trainer:
 
     def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000) -> np.ndarray:
         """Per-replica MSE on a shared set x (N, L, n_in), targets y (R, N, n_out)."""
-        return self._threads(self._errors, x, y, chunk)
-
-    @torch.no_grad()
-    def _errors(self, x, y, chunk):
-        total = None
-        for i in range(0, x.shape[0], chunk):
-            pred = self.net(self._tensor(x[i:i + chunk])).double()
-            err = ((pred - torch.as_tensor(y[:, i:i + chunk], device=self.device,
-                                           dtype=torch.float64)) ** 2).sum(dim=(-2, -1))
-            total = err if total is None else total + err
-        return (total / (x.shape[0] * y.shape[-1])).cpu().numpy()
-
-    def params(self) -> list[dict[str, np.ndarray]]:
-        return [u.get_params() for u in self.net.units]
+        with self.threading():
+            return super().errors(x, y, chunk)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from models.torch import cells
+from models.torch.base import TorchTrainer
 from models.torch.units import make
 
 
@@ -44,32 +45,21 @@ class Reader(nn.Module):
         return self.out(hs.reshape(r, n * length, hidden)).view(r, n, length)
 
 
-class Trainer:
-    """One Adam over every replica; each replica's loss is its own mean over the batch."""
+class Trainer(TorchTrainer):
+    """One Adam over every replica; each replica's loss is its own mean over the batch.
+    One intra-op thread (`TorchTrainer`): these matmuls are tiny."""
 
     def __init__(self, params, unit: str, lr: float, device: str = "cpu",
                  threads: int | None = 1):
-        self.threads = threads  # one intra-op thread: these matmuls are tiny
-        self.device = torch.device(device)
+        super().__init__(device, threads)
         self.net = Reader(params, unit).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, foreach=True)
 
-    def _run(self, fn, *args):
-        previous = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        try:
-            return fn(*args)
-        finally:
-            torch.set_num_threads(previous)
-
-    def _t(self, a, dtype=torch.float32):
-        return torch.as_tensor(np.asarray(a), dtype=dtype, device=self.device)
-
     def train(self, tokens, lengths, targets, weights, lams) -> None:
         """T steps: tokens, targets, weights (T, R, B, L), lengths (T, R, B), lams (T, 1)."""
-        self._run(self._train, self._t(tokens, torch.long), self._t(lengths, torch.long),
-                  self._t(targets), self._t(weights), np.asarray(lams))
+        with self.threading():
+            self._train(self.tensor(tokens, torch.long), self.tensor(lengths, torch.long),
+                        self.tensor(targets), self.tensor(weights), np.asarray(lams))
 
     def _train(self, tokens, lengths, targets, weights, lams) -> None:
         regularised = self.net.out.spec.regularised
@@ -86,8 +76,9 @@ class Trainer:
     @torch.no_grad()
     def predict(self, tokens, lengths) -> np.ndarray:
         """(R, N, L) values after each prefix, for shared tokens (N, L)."""
-        return self._run(lambda: self.net(self._t(tokens, torch.long)[None],
-                                          self._t(lengths, torch.long)[None]).cpu().numpy())
+        with self.threading():
+            return self.net(self.tensor(tokens, torch.long)[None],
+                            self.tensor(lengths, torch.long)[None]).cpu().numpy()
 
     def params(self) -> dict[str, dict[str, np.ndarray]]:
         return {"embedding": {"E": self.net.E.detach().cpu().numpy().copy()},

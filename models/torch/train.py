@@ -1,9 +1,11 @@
-"""Supervised training of R replicas at once in PyTorch (the loop itself: models/supervised.py)."""
+"""Supervised training of R replicas at once in PyTorch (adapter: models/supervised.py,
+loop: models/engine.py)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from models.torch.base import TorchTrainer
 from models.torch.nets import Stack
 from models.torch.units import EPS
 
@@ -101,20 +103,15 @@ class _Ctx:
         self.saved_tensors = tensors
 
 
-class Trainer:
+class Trainer(TorchTrainer):
     """One Adam over every replica; the loss is summed over replicas so each
     replica's gradient is its own."""
 
     def __init__(self, layers: list[tuple[str, dict[str, np.ndarray]]], lr: float,
                  device: str = "cpu", threads: int | None = 1):
-        # One intra-op thread while training by default: the next chunk of data is drawn
-        # on the other core (models/supervised.py), and two torch threads on top of it
-        # oversubscribe a 2-core machine (measured: 1.15x to 1.5x faster with 64 seeds).
-        # Restored after each chunk, so nothing else in the process is affected.
-        self.threads = threads
-        self.device = torch.device(device)
+        super().__init__(device, threads)
         self.net = Stack(layers).to(self.device)
-        # fused: one kernel updates every parameter (64 seeds: about 8% less time per step)
+        self.layers = self.net.units
         self.opt = ReplicaAdam(self.net.parameters(), lr=lr)
         self._log_buffers: dict[tuple, list[torch.Tensor]] = {}
         self._prepared = 0
@@ -122,14 +119,11 @@ class Trainer:
         self._by_hand = all(u.node is not None and all(p.dim() == 3 for p in u.node_params())
                             for u in self.net.units)
 
-    def _tensor(self, a):
-        return torch.as_tensor(np.asarray(a, dtype=np.float32), device=self.device)
-
     def prepare(self, xs: np.ndarray, ys: np.ndarray) -> dict:
         """A chunk as tensors, plus log(|x| + eps) when the first unit takes it: called on
         the data thread (models/supervised.py), so the log, a fifth of a NALU step with 64
         replicas, overlaps training."""
-        xs, ys = self._tensor(xs), self._tensor(ys)
+        xs, ys = self.tensor(xs), self.tensor(ys)
         log_xs = None
         if self.net.takes_log_input:
             # in place, into one of two alternating buffers (a chunk trains while the next
@@ -143,13 +137,8 @@ class Trainer:
         return {"xs": xs, "ys": ys, "log_xs": log_xs}
 
     def train(self, xs, ys, lams: np.ndarray, log_xs=None) -> None:
-        previous = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        try:
-            self._train(self._tensor(xs), self._tensor(ys), lams, log_xs)
-        finally:
-            torch.set_num_threads(previous)
+        with self.threading():
+            self._train(self.tensor(xs), self.tensor(ys), lams, log_xs)
 
     def _train(self, xs, ys, lams, log_xs) -> None:
         regularised = [j for j, u in enumerate(self.net.units) if u.spec.regularised]
@@ -187,32 +176,3 @@ class Trainer:
             grad, _, *grads = unit.node.backward(ctx, grad)
             for p, g in zip(unit.node_params(), grads, strict=True):
                 p.grad = g
-
-    @torch.no_grad()
-    def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000) -> np.ndarray:
-        """Per-replica MSE on a shared input set x (N, n_in), targets y (R, N, n_out)."""
-        total = None
-        for i in range(0, x.shape[0], chunk):
-            pred = self.net(self._tensor(x[i:i + chunk])).double()
-            err = ((pred - torch.as_tensor(y[:, i:i + chunk], device=self.device,
-                                           dtype=torch.float64)) ** 2).sum(dim=(-2, -1))
-            total = err if total is None else total + err
-        return (total / (x.shape[0] * y.shape[-1])).cpu().numpy()
-
-    def params(self) -> list[dict[str, np.ndarray]]:
-        return [u.get_params() for u in self.net.units]
-
-    @torch.no_grad()
-    def reinit(self, mask: np.ndarray, layers: list[dict[str, np.ndarray] | None]) -> None:
-        """Give the replicas in ``mask`` (R,) the parameters ``layers`` (per layer, arrays
-        with one row per selected replica; None keeps the layer) and zero their Adam
-        moments; other replicas are untouched. Adam's step count is one per tensor, shared
-        by all replicas, so it goes on (models.supervised.Reinit)."""
-        idx = torch.as_tensor(np.flatnonzero(mask), device=self.device)
-        for unit, new in zip(self.net.units, layers):
-            for k, value in (new or {}).items():
-                p = getattr(unit, k)
-                p[idx] = self._tensor(value)
-                for moment in ("exp_avg", "exp_avg_sq"):
-                    if moment in self.opt.state.get(p, {}):
-                        self.opt.state[p][moment][idx] = 0.0

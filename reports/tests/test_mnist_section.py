@@ -1,6 +1,8 @@
 """The digit-sequence tasks' report section, from records shaped as the runner writes them."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from benchmarks.spec import RunSpec
@@ -19,7 +21,8 @@ def _records():
                             schedule_scale=1.0)
         preds = {L: y * scale + (L == 10) * (1 - scale) * y for L, y in truth.items()}
         out.append({"id": spec.id, **spec.to_dict(), "status": "ok", "reason": "",
-                    "metrics": task.metrics(preds, 100, False),
+                    "metrics": task.metrics(SimpleNamespace(best=preds, selected_step=100,
+                                                           diverged=False)),
                     "curve": {"step": [0, 50, 100], "interpolation": [1.0, 0.5, 0.1],
                               "extrapolation": [9.0, 5.0, 1.0]},
                     "group_size": 1, "train_seconds": 1.0, "wall_seconds": 2.0,

@@ -2,6 +2,8 @@
 scikit-learn digits (no MNIST on the test machines)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -76,10 +78,15 @@ def test_eval_sets_lengths_labels_and_test_images_only():
     assert 4000 < y.mean() < 5000  # the mean digit is about 4.5
 
 
+def _seed(predictions, selected_step, diverged):
+    """What the loop hands a task's metrics (models.engine.SeedFit), as far as they read it."""
+    return SimpleNamespace(best=predictions, selected_step=selected_step, diverged=diverged)
+
+
 def test_metrics_accuracy_mae_success():
     task = small(MNISTCounting, test_lengths=(100,))
     truth = {L: y.copy() for L, (_, y) in task.eval_sets.items()}
-    perfect = task.metrics({L: y + 0.3 for L, y in truth.items()}, 40, False)
+    perfect = task.metrics(_seed({L: y + 0.3 for L, y in truth.items()}, 40, False))
     assert perfect["accuracy_100"] == 1.0 and perfect["success"]
     assert perfect["mae_100"] == pytest.approx(0.3) and perfect["mse_10"] == pytest.approx(0.09)
     assert perfect["interpolation_mse"] == pytest.approx(0.09)
@@ -91,13 +98,13 @@ def test_metrics_accuracy_mae_success():
     off = {L: y.copy() for L, y in truth.items()}
     for y in off.values():
         y[:, 3] += 1
-    m = task.metrics(off, 0, False)
+    m = task.metrics(_seed(off, 0, False))
     assert m["accuracy_100"] == 0.0 and m["mae_100"] == pytest.approx(0.1)
     assert m["success"]  # relative error 1% at length 100
-    lost = task.metrics({L: np.zeros_like(y) for L, y in truth.items()}, 0, False)
+    lost = task.metrics(_seed({L: np.zeros_like(y) for L, y in truth.items()}, 0, False))
     assert lost["relative_error_100"] == pytest.approx(1.0) and not lost["success"]
-    assert not task.metrics(truth, 0, True)["success"]  # diverged is a failure
-    nan = task.metrics({L: np.full_like(y, np.nan) for L, y in truth.items()}, 0, True)
+    assert not task.metrics(_seed(truth, 0, True))["success"]  # diverged is a failure
+    nan = task.metrics(_seed({L: np.full_like(y, np.nan) for L, y in truth.items()}, 0, True))
     assert nan["mse_100"] is None and np.isnan(nan["extrapolation_mse"])
     # the constant-predictor baseline is the variance of the targets
     y = truth[100]

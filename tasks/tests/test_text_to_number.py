@@ -1,4 +1,6 @@
 """Text to number: words from num2words, the 169/200/630 split, tokens, extrapolation set."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from num2words import num2words
@@ -119,16 +121,21 @@ def test_check_model_names_the_accepted_ones():
         task.check_model("nau-nmu")
 
 
+def _seed(pred, selected_step, diverged):
+    """What the loop hands a task's metrics (models.engine.SeedFit), as far as they read it."""
+    return SimpleNamespace(best={"pred": pred}, selected_step=selected_step, diverged=diverged)
+
+
 def test_metrics_from_predictions():
     task = TextToNumber()
     values = np.arange(1, 1000, dtype=float)
-    perfect = task.metrics(values + 0.4, diverged=False, selected_step=5)
+    perfect = task.metrics(_seed(values + 0.4, 5, False))
     assert perfect["success"] and perfect["accuracy_test"] == 1.0
     assert perfect["mae_train"] == pytest.approx(0.4)
     assert perfect["interpolation_mse"] == pytest.approx(0.16)
     off = values.copy()
     off[899] += 3  # 900 is in the extrapolation set
-    m = task.metrics(off, diverged=False, selected_step=5)
+    m = task.metrics(_seed(off, 5, False))
     assert not m["success"] and m["accuracy_extrapolation"] == pytest.approx(199 / 200)
     assert m["extrapolation_mse"] == pytest.approx(9 / 200) and m["interpolation_mse"] == 0
-    assert task.metrics(values, diverged=True, selected_step=0)["success"] is False
+    assert task.metrics(_seed(values, 0, True))["success"] is False

@@ -1,0 +1,74 @@
+"""What every TensorFlow trainer shares: its device, its Adam, one summed-MSE step over
+the replicas, and its parameters out and in (`models.engine.Trainer` is the protocol)."""
+from __future__ import annotations
+
+import numpy as np
+
+from models.tf.units import keras, tf
+
+
+def device_name(device: str) -> str:
+    """TensorFlow's name for cpu, cuda[:N] or gpu[:N]; a GPU that TensorFlow does not
+    see is an error that says so."""
+    kind = device.split(":")[0].lower()
+    if kind == "cpu":
+        return "/CPU:0"
+    if kind in ("cuda", "gpu"):
+        if not tf.config.list_physical_devices("GPU"):
+            raise RuntimeError(f"device {device!r} requested but TensorFlow sees no GPU")
+        return "/GPU:0"
+    raise ValueError(f"unknown device {device!r}; use cpu, cuda or gpu")
+
+
+def adam(lr: float, variables) -> keras.optimizers.Adam:
+    """Keras' Adam, built for ``variables``; epsilon 1e-8 as torch's (Keras adds it to
+    sqrt(v) before the bias correction)."""
+    opt = keras.optimizers.Adam(learning_rate=lr, epsilon=1e-8)
+    opt.build(variables)
+    return opt
+
+
+class TFTrainer:
+    """Base of the TensorFlow trainers. A subclass sets ``self.net`` (with ``units``, the
+    layers `params`, `reinit` and the regularisers handle, and ``project_``), ``self.vars``
+    (what the gradient is taken of), ``self.opt`` and ``self._regularised`` (indices of the
+    units with a regulariser)."""
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device_name(device)
+
+    def _mse_step(self, forward, y, lam) -> None:
+        """One Adam step on the per-replica MSE of ``forward()`` against y, plus each
+        regularised unit's penalty times its lambda, summed over replicas (so each replica's
+        gradient is its own); then the units' projections. lam = 0 adds exactly nothing,
+        as torch's skip of an inactive regulariser."""
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(forward() - y), axis=[-2, -1])
+            for j in self._regularised:
+                loss = loss + lam[j] * self.net.units[j].regulariser()
+            total = tf.reduce_sum(loss)
+        grads = tape.gradient(total, self.vars)
+        self.opt.apply_gradients(zip(grads, self.net.trainable_variables))
+        self.net.project_()
+
+    def params(self) -> list[dict[str, np.ndarray]]:
+        return [u.get_params() for u in self.net.units]
+
+    def reinit(self, mask: np.ndarray, layers: list[dict[str, np.ndarray] | None]) -> None:
+        """Give the replicas in ``mask`` (R,) the parameters ``layers`` (per layer, arrays
+        with one row per selected replica; None keeps the layer) and zero their Adam
+        moments; other replicas are untouched. Adam's step count (``iterations``) is shared
+        by all replicas, so it goes on (`tasks.base.Reinit`)."""
+        mask = np.asarray(mask, dtype=bool)
+        with tf.device(self.device):
+            for unit, new in zip(self.net.units, layers):
+                for k, value in (new or {}).items():
+                    var = getattr(unit, k)
+                    data = var.numpy()
+                    data[mask] = np.asarray(value, dtype=np.float32)
+                    var.assign(data)
+                    i = self.opt._get_variable_index(var)
+                    for slots in (self.opt._momentums, self.opt._velocities):
+                        moment = slots[i].numpy()
+                        moment[mask] = 0.0
+                        slots[i].assign(moment)
