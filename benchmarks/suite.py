@@ -5,7 +5,7 @@ import itertools
 from dataclasses import dataclass, replace
 
 import tasks
-from benchmarks.spec import RunSpec
+from benchmarks.records import RunSpec
 from models import reference, registry
 
 
@@ -68,6 +68,19 @@ def get_budget(name: str) -> Budget:
     return BUDGETS[name]
 
 
+MAX_SEEDS = 10_000  # seeds per command: 100x the published protocol's 100
+MAX_SEED = 2**32 - 1
+
+
+def _bounded(text: str, largest: int, count: int) -> None:
+    """Refuse before expanding: 0-99999999 would take seconds and GBs to list."""
+    if largest > MAX_SEED:
+        raise SuiteError(f"bad --seeds {text!r}: seeds go up to {MAX_SEED:,}")
+    if count > MAX_SEEDS:
+        raise SuiteError(f"bad --seeds {text!r}: more than {MAX_SEEDS:,} seeds; at most "
+                         f"{MAX_SEEDS:,} per command")
+
+
 def parse_seeds(text: str) -> list[int]:
     """``0-9``, ``3``, ``0,4,7`` or ``0-4,10-14`` -> sorted unique seeds."""
     seeds: set[int] = set()
@@ -78,12 +91,16 @@ def parse_seeds(text: str) -> list[int]:
                 low, high = (int(v) for v in part.split("-", 1))
                 if low < 0 or high < low:
                     raise ValueError
+                _bounded(text, high, len(seeds) + high - low + 1)
                 seeds.update(range(low, high + 1))
             else:
                 value = int(part)
                 if value < 0:
                     raise ValueError
+                _bounded(text, value, len(seeds) + 1)
                 seeds.add(value)
+        except SuiteError:
+            raise
         except ValueError:
             raise SuiteError(f"bad seed range {text!r}; expected e.g. 0-9, 3 or 0,4,7 "
                              f"(non-negative integers, low <= high)") from None

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from benchmarks.spec import RunSpec
+from benchmarks.records import RunSpec
 from reports import frame, html
 from tasks.static_arithmetic import DEFAULT_MATRIX
 

@@ -4,7 +4,8 @@ A CNN reads each image, a recurrent core (a cell of `models.reference.CELLS`) ru
 the CNN outputs, and for the classic cells a linear readout maps the last state to the
 answer (an arithmetic cell's state is the answer itself: hidden = outputs, no readout).
 
-CNNs (``ARCHS``), same structure for both image sizes:
+CNNs (`models.cnn.ARCHS`, with their numpy initialisation and forward pass), same
+structure for both image sizes:
 - 28x28 (MNIST, [NAU]): conv 20@5x5, ReLU, maxpool 2, conv 50@5x5, ReLU, maxpool 2,
   dense 800->500, ReLU, dense 500->outputs (valid convolutions).
 - 8x8 (scikit-learn's digits), the smaller equivalent: conv 8@3x3, ReLU, maxpool 2,
@@ -25,47 +26,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from models import engine, reference, registry
+from models.cnn import cnn_init
 from tasks.base import DATA_STREAM, INIT_STREAM
 
-ARCHS = {  # image side -> (kernel, (channels 1, channels 2), dense width, padding)
-    28: (5, (20, 50), 500, "valid"),
-    8: (3, (8, 16), 64, "same"),
-}
 EVAL_CHUNK = 1000  # sequences run through the core at once
-
-
-def arch(side: int) -> tuple[int, tuple[int, int], int, str]:
-    if side not in ARCHS:
-        raise ValueError(f"no CNN for {side}x{side} images; known sides: {sorted(ARCHS)}")
-    return ARCHS[side]
-
-
-def _flat_size(side: int) -> int:
-    k, (_, c2), _, pad = arch(side)
-    s = side
-    for _ in range(2):
-        s = (s if pad == "same" else s - k + 1) // 2
-    return s * s * c2
-
-
-def _glorot(rng, fan_in, fan_out, shape):
-    r = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-r, r, size=shape)
-
-
-def cnn_init(side: int, n_out: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    k, (c1, c2), dense, _ = arch(side)
-    flat = _flat_size(side)
-    return {
-        "conv1_W": _glorot(rng, k * k, k * k * c1, (k, k, 1, c1)), "conv1_b": np.zeros(c1),
-        "conv2_W": _glorot(rng, k * k * c1, k * k * c2, (k, k, c1, c2)),
-        "conv2_b": np.zeros(c2),
-        "fc1_W": _glorot(rng, flat, dense, (flat, dense)), "fc1_b": np.zeros(dense),
-        "fc2_W": _glorot(rng, dense, n_out, (dense, n_out)), "fc2_b": np.zeros(n_out),
-    }
 
 
 def init(task, cell: str, seed: int) -> dict[str, dict[str, np.ndarray]]:
@@ -80,31 +46,6 @@ def init(task, cell: str, seed: int) -> dict[str, dict[str, np.ndarray]]:
         out["readout"] = reference.init("linear", hidden, n_out,
                                         np.random.default_rng([seed, INIT_STREAM, 2]))
     return out
-
-
-# ---------------------------------------------------------------- numpy reference
-def _conv(x, w, b, pad):
-    k = w.shape[0]
-    if pad == "same":
-        p = k // 2
-        x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-    windows = sliding_window_view(x, (k, k), axis=(1, 2))  # (N, H', W', C, k, k)
-    return np.einsum("nhwcij,ijco->nhwo", windows, w, optimize=True) + b
-
-
-def _pool(x):
-    n, h, w, c = x.shape
-    return x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
-
-
-def cnn_forward(p: dict[str, np.ndarray], images: np.ndarray) -> np.ndarray:
-    """The CNN in numpy (the spec both frameworks are tested against): (N, s, s) -> (N, out)."""
-    pad = arch(images.shape[-1])[3]
-    x = np.asarray(images, dtype=np.float64)[..., None]
-    x = _pool(np.maximum(_conv(x, p["conv1_W"], p["conv1_b"], pad), 0.0))
-    x = _pool(np.maximum(_conv(x, p["conv2_W"], p["conv2_b"], pad), 0.0))
-    x = np.maximum(x.reshape(len(x), -1) @ p["fc1_W"] + p["fc1_b"], 0.0)
-    return x @ p["fc2_W"] + p["fc2_b"]
 
 
 def core_predict(cell: str, params: dict, features: np.ndarray, idx: np.ndarray,

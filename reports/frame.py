@@ -1,7 +1,6 @@
 """Records -> tidy pandas tables, so that nothing else in reports depends on the JSON shape."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -12,50 +11,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.spec import RunSpec
+from benchmarks.records import SPEC_FIELDS, THROUGHPUT, readable, row
 from benchmarks.store import Store
 
-SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.name != "task_params")
-THROUGHPUT = ("group_size", "train_seconds", "wall_seconds", "seed_steps_per_s", "samples_per_s")
 CURVE_COLUMNS = ("id", "unit", "framework", "task", "param_op", "seed", "step", "set", "mse")
 BENCHMARK_COLUMNS = ("name", "mean", "stddev", "rounds")
 _SPAN = re.compile(r"\[([^,\]]+),([^\]]+)\]")
 
 
-def readable(value):
-    """A range as "[1,2]" or "[-6,-2]U[2,6]", so cells and groupby keys stay scalar."""
-    if isinstance(value, (list, tuple)):
-        if value and all(isinstance(v, (list, tuple)) for v in value):
-            return "U".join(readable(v) for v in value)
-        return "[" + ",".join(f"{v:g}" if isinstance(v, (int, float)) else str(v)
-                              for v in value) + "]"
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
-    return value
-
-
 def _records(source) -> tuple[list[dict], list[str]]:
-    """A results directory (through Store, which lists unreadable files) or records as given."""
+    """A results directory or records as given. A directory's records are checked as they are
+    read (benchmarks.schema); each one left out is listed as "path: why"."""
     if isinstance(source, (str, os.PathLike)):
         store = Store(source, create=False)
         records = list(store.records())
-        return records, [str(p) for p in store.corrupt]
+        return records, [f"{p}: {store.problems.get(p, 'unreadable')}" for p in store.corrupt]
     return list(source), []
-
-
-def _row(rec: dict) -> dict:
-    """One record flattened; the curve and the traceback stay out of the tidy table."""
-    section = lambda key, prefix: {f"{prefix}{k}": v for k, v in (rec.get(key) or {}).items()}  # noqa: E731
-    return {"id": rec.get("id"), **{k: rec.get(k) for k in SPEC_FIELDS},
-            **{f"param_{k}": readable(v) for k, v in (rec.get("task_params") or {}).items()},
-            "status": rec.get("status"), "reason": rec.get("reason") or "",
-            **(rec.get("metrics") or {}), **section("versions", "version_"),
-            **section("machine", "machine_"), **{k: rec.get(k) for k in THROUGHPUT}}
 
 
 def frame(records: Iterable[dict]) -> pd.DataFrame:
     """The tidy table of records already in memory."""
-    rows = [_row(r) for r in records]
+    rows = [row(r) for r in records]
     df = pd.DataFrame(rows, columns=None if rows else ["id", *SPEC_FIELDS, "status", "reason"])
     metrics = {k for r in records if isinstance(r, dict) for k in (r.get("metrics") or {})}
     _fill_omitted(df)
@@ -83,7 +59,8 @@ def _fill_omitted(df: pd.DataFrame) -> None:
 
 
 def load(results_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per record of a results directory; unreadable files go to df.attrs["corrupt"]."""
+    """One row per record of a results directory; files left out (unreadable or failing
+    benchmarks.schema) go to df.attrs["corrupt"] as "path: why"."""
     return read(results_dir)[0]
 
 

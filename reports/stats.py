@@ -6,9 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import fisher_exact, mannwhitneyu
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from benchmarks.spec import FINAL, STATUSES
+from benchmarks.records import FINAL, STATUSES
 
 BY = ("task", "param_op", "unit", "framework")
 SUMMARY_COLUMNS = ("runs", "success", "success_low", "success_high", "interpolation_mse",
@@ -56,3 +58,37 @@ def status_counts(df: pd.DataFrame) -> pd.DataFrame:
     order = counts["status"].map({s: i for i, s in enumerate(STATUSES)}).fillna(len(STATUSES))
     return (counts.assign(_order=order).sort_values(["_order", "count"], ascending=[True, False])
             .drop(columns="_order").reset_index(drop=True))
+
+
+def fisher(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided p of Fisher's exact test that k1/n1 and k2/n2 share one success rate;
+    NaN when either side has no runs."""
+    if n1 <= 0 or n2 <= 0:
+        return math.nan
+    return float(fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)
+
+
+def mann_whitney(a, b) -> float:
+    """Two-sided p of the Mann-Whitney U test of a against b. A non-finite error (a diverged
+    run) ranks as the worst; NaN when either side is empty, 1 when every value ties."""
+    a, b = (np.nan_to_num(np.asarray(v, dtype=float), nan=np.inf, posinf=np.inf)
+            for v in (a, b))
+    if len(a) == 0 or len(b) == 0:
+        return math.nan
+    both = np.concatenate([a, b])
+    if (both == both[0]).all():  # scipy divides by a zero variance here
+        return 1.0
+    finite = both[np.isfinite(both)]
+    top = (finite.max() + 1) if len(finite) else 0.0  # inf breaks scipy's normal approximation
+    a, b = np.where(np.isinf(a), top, a), np.where(np.isinf(b), top, b)
+    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down correction over the tests given; NaN (no test) stays NaN, uncounted."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    tested = ~np.isnan(p)
+    if tested.any():
+        out[tested] = multipletests(p[tested], method="holm")[1]
+    return out

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from models import engine, image_sequence, reference
+from models import cnn, engine, image_sequence, reference
 from tasks.mnist_counting import MNISTAddition, MNISTCounting
 
 FRAMEWORKS = [pytest.param(fw, marks=pytest.mark.skipif(
@@ -23,7 +23,7 @@ def trainer_module(fw):
 
 def _params(side, n_out, cell, hidden, seed=0):
     rng = np.random.default_rng(seed)
-    out = {"cnn": image_sequence.cnn_init(side, n_out, rng),
+    out = {"cnn": cnn.cnn_init(side, n_out, rng),
            "cell": reference.cell_init(cell, n_out, hidden, rng), "readout": {}}
     # non-zero biases, so that a bias in the wrong place shows
     for key in ("conv1_b", "conv2_b", "fc1_b", "fc2_b"):
@@ -34,28 +34,28 @@ def _params(side, n_out, cell, hidden, seed=0):
 
 
 def test_cnn_shapes_follow_the_architectures():
-    assert image_sequence._flat_size(28) == 800  # [NAU]: dense 800 -> 500
-    assert image_sequence._flat_size(8) == 64
-    p = image_sequence.cnn_init(28, 1, np.random.default_rng(0))
+    assert cnn._flat_size(28) == 800  # [NAU]: dense 800 -> 500
+    assert cnn._flat_size(8) == 64
+    p = cnn.cnn_init(28, 1, np.random.default_rng(0))
     assert p["conv1_W"].shape == (5, 5, 1, 20) and p["conv2_W"].shape == (5, 5, 20, 50)
     assert p["fc1_W"].shape == (800, 500) and p["fc2_W"].shape == (500, 1)
     images = np.random.default_rng(1).random((3, 28, 28))
-    assert image_sequence.cnn_forward(p, images).shape == (3, 1)
+    assert cnn.cnn_forward(p, images).shape == (3, 1)
     with pytest.raises(ValueError, match="no CNN for 10x10 images; known sides: \\[8, 28\\]"):
-        image_sequence.arch(10)
+        cnn.arch(10)
 
 
 def test_numpy_conv_is_a_convolution():
     """The reference convolution against a direct sum over the kernel."""
     rng = np.random.default_rng(0)
     x, w, b = rng.random((2, 6, 6, 3)), rng.normal(size=(3, 3, 3, 4)), rng.normal(size=4)
-    out = image_sequence._conv(x, w, b, "valid")
+    out = cnn._conv(x, w, b, "valid")
     direct = np.zeros((2, 4, 4, 4))
     for i in range(4):
         for j in range(4):
             direct[:, i, j] = np.einsum("nklc,klco->no", x[:, i:i + 3, j:j + 3], w) + b
     np.testing.assert_allclose(out, direct, rtol=1e-12)
-    same = image_sequence._conv(x, w, b, "same")
+    same = cnn._conv(x, w, b, "same")
     np.testing.assert_allclose(same[:, 1:5, 1:5], direct, rtol=1e-12)
 
 
@@ -66,7 +66,7 @@ def test_cnn_matches_reference(framework, side):
     images = np.random.default_rng(2).random((5, side, side)).astype(np.float32)
     trainer = trainer_module(framework).Trainer(p, "nac", images, lr=1e-3)
     np.testing.assert_allclose(trainer.features(images),
-                               image_sequence.cnn_forward(p["cnn"], images), rtol=1e-4,
+                               cnn.cnn_forward(p["cnn"], images), rtol=1e-4,
                                atol=1e-5)
 
 
@@ -81,7 +81,7 @@ def test_network_matches_reference(framework, cell, n_out):
     images = rng.random((20, 8, 8)).astype(np.float32)
     idx = rng.integers(0, 20, size=(4, 7))
     trainer = trainer_module(framework).Trainer(p, cell, images, lr=1e-3)
-    feats = image_sequence.cnn_forward(p["cnn"], images)
+    feats = cnn.cnn_forward(p["cnn"], images)
     expected = image_sequence.core_predict(cell, p, feats, idx, chunk=3)
     np.testing.assert_allclose(trainer.predict(images[idx]), expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(image_sequence.core_predict(cell, p, feats, idx), expected)

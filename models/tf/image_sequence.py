@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.image_sequence import arch
+from models.cnn import arch
 from models.tf import cells, units
 from models.tf.base import adam, device_name
 from models.tf.units import keras, tf
 
 
 class CNN(keras.layers.Layer):
-    """`models.image_sequence.cnn_forward` in TensorFlow (NHWC, kernels (k, k, c_in, c_out))."""
+    """`models.cnn.cnn_forward` in TensorFlow (NHWC, kernels (k, k, c_in, c_out))."""
 
     def __init__(self, params: dict[str, np.ndarray], side: int):
         super().__init__(name="cnn", dtype="float32")

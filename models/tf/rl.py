@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.actor_critic import N_OBS
 from models.tf.base import adam, device_name
 from models.tf.units import keras, make, tf
 
@@ -41,10 +40,11 @@ class Agent:
                               *self.heads.values()]
             self.opt = adam(lr, self.variables)
         self.hidden = params["lstm_W_h"].shape[0]
-        self.k = params["pi_W"].shape[0] - self.hidden - N_OBS
+        n_obs = params["lstm_W_x"].shape[0]  # the observation's size
+        self.k = params["pi_W"].shape[0] - self.hidden - n_obs
         row = lambda n: tf.TensorSpec([None, n], tf.float32)  # noqa: E731
         self._act = tf.function(self._act_graph, autograph=False, input_signature=[
-            row(N_OBS), row(self.hidden), row(self.hidden), row(self.k)])
+            row(n_obs), row(self.hidden), row(self.hidden), row(self.k)])
         self._update = tf.function(self._update_graph, autograph=False)
 
     def zero_state(self, batch: int) -> tuple[np.ndarray, ...]:

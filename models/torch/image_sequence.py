@@ -6,13 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.image_sequence import arch
+from models.cnn import arch
 from models.torch import cells, units
 from models.torch.base import TorchTrainer
 
 
 class CNN(nn.Module):
-    """`models.image_sequence.cnn_forward` in torch: kernels (k, k, c_in, c_out), maps
+    """`models.cnn.cnn_forward` in torch: kernels (k, k, c_in, c_out), maps
     flattened as (H, W, C) like TensorFlow's."""
 
     def __init__(self, params: dict[str, np.ndarray], side: int):

@@ -5,7 +5,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.actor_critic import N_OBS
 from models.torch.base import TorchTrainer
 from models.torch.units import make
 
@@ -42,7 +41,8 @@ class Agent(nn.Module, TorchTrainer):
                                 if k.startswith("unit_")}) if unit else None
         self.pi_W, self.pi_b = _param(params["pi_W"]), _param(params["pi_b"])
         self.v_W, self.v_b = _param(params["v_W"]), _param(params["v_b"])
-        self.k = params["pi_W"].shape[0] - params["lstm_W_h"].shape[0] - N_OBS
+        n_obs = params["lstm_W_x"].shape[0]  # the observation's size
+        self.k = params["pi_W"].shape[0] - params["lstm_W_h"].shape[0] - n_obs
         self.to(self.device)
         self.trainable = [p for p in self.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(self.trainable, lr=lr)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks.spec import RunSpec
+from benchmarks.records import RunSpec
 
 SPEC = dict(task="static_arithmetic", budget="quick", steps=3000, batch_size=128, lr=1e-3,
             eval_interval=1000, schedule_scale=0.004)
@@ -14,13 +14,17 @@ PARAMS = {"op": "add", "input_size": 100, "interpolation_range": [[1.0, 2.0]],
           "extrapolation_range": [[-6.0, -2.0], [2.0, 6.0]]}
 MACHINE = {"platform": "Linux-test", "processor": "x86_64", "cpus": 4, "node": "testhost"}
 MAGNITUDE = {"start": [1.0, 3.0, 5.0, 7.0], "width": 1.0, "mse": [1e-6, 1e-4, 1e-2, None]}
+PUBLISHED = {"input_size": 100, "interpolation_range": [1.0, 2.0],
+             "extrapolation_range": [2.0, 6.0]}  # the static task's defaults: [NAU]'s protocol
 HOSTILE = "<script>alert(1)</script> tensorflow is not installed"
 
 
 def record(status="ok", seed=0, unit="nau-nmu", framework="torch", op="add", reason="",
-           **metrics) -> dict:
-    """A record as runner._record builds it; metrics and curve only for finished runs."""
-    spec = RunSpec.make({**PARAMS, "op": op}, unit=unit, framework=framework, seed=seed, **SPEC)
+           params=None, spec=None, **metrics) -> dict:
+    """A record as runner._record builds it; metrics and curve only for finished runs.
+    params and spec replace entries of PARAMS and SPEC."""
+    spec = RunSpec.make({**PARAMS, "op": op, **(params or {})}, unit=unit, framework=framework,
+                        seed=seed, **{**SPEC, **(spec or {})})
     rec = {"id": spec.id, **spec.to_dict(), "status": status, "reason": reason,
            "versions": {"python": "3.12.0", "numpy": "2.0.0", framework: "2.13.0"},
            "machine": MACHINE}
@@ -59,6 +63,14 @@ def report_records() -> list[dict]:
     return [*runs, record("diverged", seed=9, op="mul", unit="nalu",
                           reason="non-finite error at step 2000"),
             record("skipped", seed=3, framework="tf", reason=HOSTILE)]
+
+
+def published_records(outcomes: dict, steps: int = 3000, **kw) -> list[dict]:
+    """Runs at [NAU]'s published task configuration: {(op, unit): successes out of len} as
+    {(op, unit): [True, False, ...]}, one seed per entry."""
+    return [record(seed=s, op=op, unit=unit, params=PUBLISHED, spec={"steps": steps},
+                   success=won, solved_at=1000 if won else None, **kw)
+            for (op, unit), wins in outcomes.items() for s, won in enumerate(wins)]
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.spec import RunSpec
+from benchmarks.records import RunSpec
 from benchmarks.store import Store
 from reports import frame, html
 from reports.sections import grid_world as section

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.spec import RunSpec
+from benchmarks.records import RunSpec
 from reports import frame, html
 from reports.sections import mnist_addition, mnist_counting
 from tasks.mnist_counting import MNISTCounting
