@@ -13,7 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.spec import FINAL
+from benchmarks import schema
+from benchmarks.records import FINAL
 
 _ID = re.compile(r"^[0-9a-f]{20}$")
 
@@ -26,6 +27,7 @@ class Store:
     def __init__(self, root: str | os.PathLike, create: bool = True):
         self.root = Path(root)
         self.corrupt: list[Path] = []
+        self.problems: dict[Path, str] = {}  # corrupt file -> why (benchmarks.schema)
         if create:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
@@ -74,14 +76,12 @@ class Store:
         return path
 
     def _load(self, path: Path) -> dict | None:
+        """The record, checked (benchmarks.schema); None, listed with its reason, if bad."""
         try:
-            with open(path) as fh:
-                record = json.load(fh)
-            if not isinstance(record, dict) or "status" not in record:
-                raise ValueError("not a record")
-            return record
-        except (OSError, ValueError):
+            return schema.load(path, self.root)
+        except schema.RecordError as err:
             self.corrupt.append(path)
+            self.problems[path] = str(err)
             return None
 
     def records(self) -> Iterator[dict]:
