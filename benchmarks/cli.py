@@ -22,6 +22,12 @@ class UsageError(ValueError):
     """Bad input from the command line: one line, exit code 2."""
 
 
+EXIT_STATUS = """exit status (run, report, throughput):
+  0  every run ended ok or diverged (a run whose framework is not installed is skipped)
+  1  a run ended in error (listed with its reason), or report left out a bad record
+  2  bad input (one line naming it), refused before anything is trained or written"""
+
+
 def _parse_value(text: str):
     """``3`` -> 3, ``0.5`` -> 0.5, ``1,2`` -> [1, 2], ``-6,-2+2,6`` -> [[-6,-2],[2,6]]."""
     def scalar(s):
@@ -39,7 +45,7 @@ def _parse_value(text: str):
     return scalar(text)
 
 
-def _task_grid(args) -> dict[str, list]:
+def _task_grid(args, task_names: list[str]) -> dict[str, list]:
     grid: dict[str, list] = {}
     for item in args.param or []:
         key, sep, value = item.partition("=")
@@ -52,19 +58,45 @@ def _task_grid(args) -> dict[str, list]:
     if unknown:
         raise UsageError(f"unknown task parameter(s) {sorted(unknown)}; known: "
                          f"{', '.join(sorted(known))}")
+    taken = {k for name in task_names for k in tasks.get(name).parameters}
+    unused = sorted(set(grid) - taken)
+    if unused:
+        raise UsageError(f"--param {', '.join(unused)}: not a parameter of the selected "
+                         f"task(s) {', '.join(task_names)}; theirs: {', '.join(sorted(taken))}")
     if "op" in grid and not isinstance(grid["op"][0], str):
         raise UsageError(f"bad --param op={grid['op'][0]!r}; expected one op name "
                          f"(for several: --ops add,sub)")
     if args.ops:
-        grid["op"] = suite.split_names(args.ops, (), "op")
+        ops = suite.split_names(args.ops, (), "op")
+        if "op" in grid and grid["op"] != ops:
+            raise UsageError(f"--param op={grid['op'][0]} contradicts --ops {args.ops}; "
+                             f"give one of them")
+        grid["op"] = ops
     return grid
 
 
-def _check_device(device: str) -> None:
-    """cpu, cuda, cuda:N (gpu is TensorFlow's word for it); whether one exists is the run's
-    business: a missing GPU gives `error` records that say so."""
+def _check_device(device: str, frameworks=()) -> None:
+    """cpu, cuda, cuda:N (gpu is TensorFlow's word for it), and a GPU device must be one
+    that each selected (installed) framework sees: it is imported only for this question."""
     if not re.fullmatch(r"cpu|(cuda|gpu)(:\d+)?", device):
         raise UsageError(f"bad --device {device!r}; expected cpu, cuda or cuda:N")
+    if device == "cpu":
+        return
+    index = int(device.partition(":")[2] or 0)
+    for fw in frameworks:
+        if registry.framework_missing(fw):
+            continue  # its runs are recorded as skipped
+        if fw == "torch":
+            import torch
+
+            found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        else:
+            import tensorflow as tf
+
+            found = len(tf.config.list_physical_devices("GPU"))
+        if index >= found:
+            raise UsageError(f"--device {device}: {fw} sees {found} GPU(s) on this machine"
+                             f"{'' if found else '; use --device cpu'}")
 
 
 def cmd_list(args) -> int:
@@ -96,7 +128,7 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     budget = suite.get_budget(args.budget)
-    seeds = suite.parse_seeds(args.seeds) if args.seeds else None
+    seeds = suite.parse_seeds(args.seeds) if args.seeds is not None else None
     task_names = suite.split_names(args.tasks, tasks.TASKS, "task") or list(tasks.TASKS)
     models = suite.split_names(args.units, reference.UNITS, "unit")
     frameworks = suite.split_names(args.frameworks, registry.FRAMEWORKS, "framework")
@@ -104,19 +136,21 @@ def cmd_run(args) -> int:
         tasks.get(name)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"bad --steps {args.steps}; expected a positive integer")
-    _check_device(args.device)
     if args.mnist_dir is not None:
         tasks.digits.use_mnist_dir(args.mnist_dir)
     if args.max_replicas < 1:
         raise UsageError(f"bad --max-replicas {args.max_replicas}; expected a positive integer")
     executor = executors.get(args.executor, workers=args.workers, scheduler=args.scheduler)
-    grid = _task_grid(args)
+    grid = _task_grid(args, task_names)
     specs = suite.expand(task_names, models, frameworks, seeds, budget, grid,
                          common_data=args.common_data, steps=args.steps, device=args.device)
+    _preflight(specs, args.max_replicas)
+    _check_device(args.device, sorted({s.framework for s in specs}))
     store = Store(args.results or f"results/{budget.name}")
     pending = specs if args.force else [s for s in specs if not store.is_final(s.id)]
     for path in store.corrupt:
-        print(f"warning: unreadable record {path}; it will be rerun", file=sys.stderr)
+        print(f"warning: record {path} left out ({store.problems.get(path, 'unreadable')}); "
+              f"it will be rerun", file=sys.stderr)
     print(f"{len(specs)} runs, {len(specs) - len(pending)} already done, "
           f"{len(pending)} to train -> {store.root}")
     wanted, written = {s.id for s in pending}, set()
@@ -149,16 +183,44 @@ def cmd_run(args) -> int:
         return 130
     finally:
         bar.close()
-    _print_summary(store.root, {s.id for s in specs})
-    return 0
+    return _exit_status(_print_summary(store.root, {s.id for s in specs}))
 
 
-def _print_summary(root: Path, ids: set[str]) -> None:
+def _preflight(specs, max_replicas: int) -> None:
+    """What each configuration needs from this machine (memory, data files), checked
+    before anything is trained or written: `Task.preflight` raises TaskError naming the
+    parameter and the estimate."""
+    largest: dict = {}  # configuration -> its largest group of seeds
+    counts: dict = {}
+    for spec in specs:
+        counts[spec.group_key] = counts.get(spec.group_key, 0) + 1
+    for key, count in counts.items():
+        config = (key.task, key.task_params, key.batch_size)
+        largest[config] = max(largest.get(config, 0), min(count, max_replicas))
+    for (task, params, batch_size), replicas in largest.items():
+        tasks.get(task)(**dict(params)).preflight(batch_size, replicas)
+
+
+def _exit_status(df) -> int:
+    """0 when every run ended ok or diverged (or was skipped: its framework is missing),
+    1 when any ended in error: each is listed with its reason."""
+    failed = df[df["status"] == "error"] if "status" in df else df.iloc[0:0]
+    if failed.empty:
+        return 0
+    print(f"\n{len(failed)} run(s) ended in error:", file=sys.stderr)
+    for _, row in failed.iterrows():
+        print(f"  {row['task']} {row['unit']} {row['framework']} seed {row['seed']}: "
+              f"{row['reason']}", file=sys.stderr)
+    return 1
+
+
+def _print_summary(root: Path, ids: set[str]):
+    """The summary tables of these runs; returns their rows (status and reason included)."""
     from reports import frame, stats
 
     df = frame.load(root)
     if df.empty:
-        return
+        return df
     df = df[df["id"].isin(ids)]
     import pandas as pd
 
@@ -174,18 +236,29 @@ def _print_summary(root: Path, ids: set[str]) -> None:
             with pd.option_context("display.width", 200, "display.max_rows", 500,
                                    "display.float_format", "{:.3g}".format):
                 print(f"\n{task}:\n{table.to_string(index=False)}")
+    return df
 
 
 def cmd_report(args) -> int:
     from reports import frame, html
 
-    store_dir = Path(args.results)
+    store_dir, out = Path(args.results), Path(args.output)
     if not store_dir.is_dir():
         raise UsageError(f"results directory {str(store_dir)!r} does not exist")
+    if out.is_dir():
+        raise UsageError(f"-o {args.output!r} is a directory; name the HTML file to write, "
+                         f"e.g. {str(out / 'report.html')!r}")
     df, curves = frame.read(store_dir)
-    out = html.render(df, args.output, curves=curves)
+    for line in df.attrs.get("corrupt", []):
+        print(f"left out: {line}", file=sys.stderr)
+    try:
+        out = html.render(df, out, curves=curves)
+    except OSError as err:
+        raise UsageError(f"cannot write the report to {args.output!r}: "
+                         f"{err.strerror or err}") from None
     print(f"report written to {out}")
-    return 0
+    code = _exit_status(df)
+    return 1 if df.attrs.get("corrupt") else code
 
 
 def cmd_throughput(args) -> int:
@@ -194,16 +267,20 @@ def cmd_throughput(args) -> int:
     for model in suite.split_names(args.units, reference.UNITS, "unit"):
         registry.parse_model(model)
     registry.check_framework(args.framework)
-    _check_device(args.device)
     if args.seeds < 1 or args.steps < 1:
         raise UsageError(f"--seeds and --steps must be positive (got {args.seeds}, {args.steps})")
     missing = registry.framework_missing(args.framework)
     if missing:
         raise UsageError(f"framework {args.framework!r} cannot run: {missing}")
+    _check_device(args.device, [args.framework])
     total = 0.0
     for model in suite.split_names(args.units, reference.UNITS, "unit"):
-        result = throughput.measure(model, args.framework, args.seeds, args.steps,
-                                    args.common_data, args.device)
+        try:
+            result = throughput.measure(model, args.framework, args.seeds, args.steps,
+                                        args.common_data, args.device)
+        except RuntimeError as err:  # the run ended in error: say why, exit 1
+            print(f"python -m benchmarks throughput: {err}", file=sys.stderr)
+            return 1
         print(f"{model} {args.framework} seeds={args.seeds} steps={args.steps} "
               f"{'common' if args.common_data else 'own'}-data: "
               f"{result['seed_steps_per_s']:.1f} seed-steps/s, "
@@ -217,12 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="ArithBench: train arithmetic units on arithmetic tasks in PyTorch and "
-                    "TensorFlow; measure interpolation, extrapolation and success over seeds.")
+                    "TensorFlow; measure interpolation, extrapolation and success over seeds.",
+        epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("list", help="list tasks, units, frameworks (installed or not), budgets")
 
     run = sub.add_parser("run", help="train a matrix of runs; resumes where it stopped",
+                         epilog=EXIT_STATUS,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
                          description="Train tasks x units x frameworks x seeds. Seeds of one "
                          "configuration train together as one vectorised program. Finished "
                          "runs are skipped on a rerun (use --force to rerun them).")

@@ -317,6 +317,21 @@ class GridWorld(Task):
                             else "> 0" if key == "max_grad_norm" else f">= {low}")
                 raise TaskError(f"bad {key} {value!r}; expected a finite number {accepted}")
 
+    def footprint(self, batch_size, replicas):
+        """The evaluation episodes (placement temporaries over the grid's cells, agent
+        state) and the training environments with their rollouts; seeds train one after
+        another, so one agent at a time."""
+        p = self.params
+        cells, h = p["size"] ** 2, p["hidden_size"] + p["arith_size"]
+        episodes = (p["test_T"][1] - p["test_T"][0] + 1) * p["eval_episodes"]
+        return {
+            f"evaluation episodes ({p['test_T'][1] - p['test_T'][0] + 1} T x eval_episodes="
+            f"{p['eval_episodes']}, size={p['size']})": episodes * (40.0 * cells + 64.0 * h),
+            f"training (batch {batch_size} x n_steps={p['n_steps']}, hidden_size="
+            f"{p['hidden_size']})": batch_size * (40.0 * cells + 64.0 * h * p["n_steps"]),
+            f"weights (hidden_size={p['hidden_size']})": 64.0 * h * h,
+        }
+
     def check_model(self, model: str) -> None:
         if model not in MODELS:
             raise TaskError(f"unknown model {model!r} for task {self.name!r}; known: "

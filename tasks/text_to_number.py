@@ -248,6 +248,17 @@ class TextToNumber(Task):
         """The output layer: hidden_size -> 1 (the embedding and LSTM come first)."""
         return [(model[1], self.params["hidden_size"], 1)]
 
+    def footprint(self, batch_size, replicas):
+        """The LSTM's weights with gradients and Adam's moments, and its activations over
+        all 999 numbers (evaluation) for every seed of the group."""
+        e, h = self.params["embedding_size"], self.params["hidden_size"]
+        return {
+            f"weights ({replicas} seed(s), embedding_size={e}, hidden_size={h})":
+                64.0 * replicas * h * (e + h + 1),
+            f"activations ({replicas} seed(s) x 999 numbers x hidden_size={h})":
+                replicas * 999 * 8 * 4 * h * 4.0,
+        }
+
     def check_model(self, model: str) -> None:
         from models import reference
 
