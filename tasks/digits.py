@@ -26,6 +26,7 @@ import gzip
 import os
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -93,32 +94,48 @@ class Digits:
 
 
 # ---------------------------------------------------------------- IDX files
-def _open_bytes(path: Path) -> bytes:
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise DigitsError(f"cannot read MNIST file {path}: {err}") from None
+MAX_IMAGES = 1_000_000  # per IDX file: MNIST has 60,000; a header claiming more is refused
+
+
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
 
 
 def read_idx(path: str | os.PathLike, magic: int, ndim: int) -> np.ndarray:
-    """One IDX file (unsigned bytes), checked: magic number, dimensions, exact length."""
+    """One IDX file (unsigned bytes), checked: magic number, dimensions, exact length.
+
+    The header is checked before the body is read, and only the bytes it announces (plus
+    one, to see an oversized file) are decompressed, so a huge or hostile file costs no
+    more memory than a real one."""
     path = Path(path)
-    data = _open_bytes(path)
-    if len(data) < 4 + 4 * ndim:
-        raise DigitsError(f"bad MNIST file {path}: {len(data)} bytes, shorter than its header")
-    (found,) = struct.unpack(">i", data[:4])
-    if found != magic:
-        raise DigitsError(f"bad MNIST file {path}: magic number {found}, expected {magic} "
-                          f"(IDX unsigned bytes, {ndim} dimension(s))")
-    shape = struct.unpack(f">{ndim}i", data[4:4 + 4 * ndim])
-    body = data[4 + 4 * ndim:]
-    size = int(np.prod(shape, dtype=np.int64))
+    head = 4 + 4 * ndim
+    try:
+        with _open(path) as fh:
+            header = fh.read(head)
+            if len(header) < head:
+                raise DigitsError(f"bad MNIST file {path}: {len(header)} bytes, shorter than "
+                                  f"its header")
+            (found,) = struct.unpack(">i", header[:4])
+            if found != magic:
+                raise DigitsError(f"bad MNIST file {path}: magic number {found}, expected "
+                                  f"{magic} (IDX unsigned bytes, {ndim} dimension(s))")
+            shape = struct.unpack(f">{ndim}i", header[4:])
+            if ndim == 3 and shape[1:] != (MNIST_SIDE, MNIST_SIDE):
+                raise DigitsError(f"bad MNIST file {path}: images shaped {shape}, expected "
+                                  f"(N, {MNIST_SIDE}, {MNIST_SIDE})")
+            if not 0 < shape[0] <= MAX_IMAGES:
+                raise DigitsError(f"bad MNIST file {path}: header says {shape[0]} items, "
+                                  f"expected 1..{MAX_IMAGES:,}")
+            size = int(np.prod(shape, dtype=np.int64))
+            body = fh.read(size + 1)
+    except DigitsError:
+        raise
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise DigitsError(f"cannot read MNIST file {path}: {err}") from None
     if len(body) != size:
         what = "truncated" if len(body) < size else "longer than its header says"
-        raise DigitsError(f"bad MNIST file {path}: {what} ({len(body)} data bytes, header "
+        raise DigitsError(f"bad MNIST file {path}: {what} ({len(body)}"
+                          f"{'+' if len(body) > size else ''} data bytes, header "
                           f"{'x'.join(map(str, shape))} = {size})")
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
@@ -146,6 +163,12 @@ def _load_npz(path: Path) -> dict[str, tuple[Path, np.ndarray]]:
             if missing:
                 raise DigitsError(f"bad MNIST file {path}: missing array(s) {missing}; "
                                   f"expected {', '.join(NPZ_KEYS)}")
+            limit = MAX_IMAGES * MNIST_SIDE * MNIST_SIDE * 8 + 4096  # float64 at most
+            for key in NPZ_KEYS:  # the sizes the archive announces, before any is read
+                size = npz.zip.getinfo(f"{key}.npy").file_size
+                if size > limit:
+                    raise DigitsError(f"bad MNIST file {path}: array {key} takes {size:,} "
+                                      f"bytes, more than MNIST could ({limit:,})")
             arrays = {k: npz[k] for k in NPZ_KEYS}
     except DigitsError:
         raise
