@@ -74,10 +74,6 @@ class Fit:
     step_seconds: float = 0.0  # in the trainer's train() only
     extra: dict = field(default_factory=dict)
 
-    @property
-    def best_params(self):
-        return self.best
-
     def seed(self, r: int, **context) -> SeedFit:
         """Replica r's share, what a task's ``metrics`` reads."""
         return SeedFit(units=self.units, steps=self.steps[:self.evaluated],

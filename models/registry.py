@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pkgutil
 from functools import cache
 
 import numpy as np
@@ -103,3 +104,22 @@ def init_cell_params(cell: str, n_in: int, hidden: int, seeds) -> dict[str, np.n
     per_seed = [reference.cell_init(check_cell(cell), n_in, hidden, np.random.default_rng(s))
                 for s in seeds]
     return {k: np.stack([p[k] for p in per_seed]) for k in per_seed[0]}
+
+
+def discover(package: str, path, base: type) -> dict[str, type]:
+    """Every subclass of ``base`` with a ``name`` defined in the modules of ``package``
+    (a framework's ``units`` package), each module imported; in the reference's order.
+    A name defined twice is an error: adding a unit is one new file."""
+    for info in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{info.name}")
+    found, todo = {}, list(base.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        todo.extend(cls.__subclasses__())
+        if cls.name and cls.__module__.startswith(package + "."):
+            if cls.name in found and found[cls.name] is not cls:
+                raise ValueError(f"unit {cls.name!r} is defined twice: {found[cls.name]} "
+                                 f"and {cls}")
+            found[cls.name] = cls
+    order = {name: i for i, name in enumerate(reference.UNITS)}
+    return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))

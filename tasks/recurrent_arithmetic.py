@@ -148,10 +148,6 @@ class RecurrentArithmetic(Task):
         return {"interpolation": self.params["train_length"],
                 **{f"length_{n}": n for n in self.params["test_lengths"]}}
 
-    @property
-    def headline(self) -> str:
-        return list(self.lengths)[-1]
-
     def check_model(self, model: str) -> None:
         parse_model(model)
 

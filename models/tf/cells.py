@@ -74,8 +74,6 @@ class Cell(keras.layers.Layer):
     def project_(self) -> None:
         """Nothing to keep in range for the classic cells."""
 
-    project = project_
-
 
 def _linear(cell, x, h):
     """x W + h U + b, the pre-activation every classic cell starts from."""
@@ -141,8 +139,6 @@ class UnitCell(Cell):
 
     def project_(self):
         self.unit.project_()
-
-    project = project_
 
 
 def _unit_cell(unit: str) -> type[UnitCell]:

@@ -22,5 +22,3 @@ class Stack(keras.layers.Layer):
     def project_(self):
         for unit in self.units:
             unit.project_()
-
-    project = project_

@@ -49,8 +49,6 @@ class SequenceNet(keras.layers.Layer):
         for unit in self.units:
             unit.project_()
 
-    project = project_
-
 
 class Trainer(TFTrainer):
     """One Adam over every replica; the loss is summed over replicas so each replica's

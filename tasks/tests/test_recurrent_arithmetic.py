@@ -13,7 +13,6 @@ def test_protocol_defaults_and_eval_sets():
     p = task.params
     assert (p["input_size"], p["train_length"], p["op"]) == (10, 10, "add")
     assert task.lengths == {"interpolation": 10, "length_100": 100, "length_1000": 1000}
-    assert task.headline == "length_1000"
     sets = task.eval_inputs()
     assert list(sets) == ["interpolation", "length_100", "length_1000"]
     for name, x in sets.items():

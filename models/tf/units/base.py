@@ -61,8 +61,6 @@ class Unit(keras.layers.Layer):
         if self.spec.clip is not None:
             self.W.assign(tf.clip_by_value(self.W, *self.spec.clip))
 
-    project = project_
-
 
 def _mm(x, w):
     """x @ w. A shared input (B, n) against replicated w (R, n, o) is one GEMM with R*o
