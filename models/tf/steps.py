@@ -1,10 +1,10 @@
 """T optimiser steps as one compiled while-loop, compiled once per trainer.
 
 XLA compiles a function once per concrete input shape, and a run's chunks come in two or
-three lengths (the data budget's chunk and the remainders before each evaluation): each
-new length cost 0.6-0.9 s of compilation (measured: nalu, 64 seeds, chunks of 399, 202, 9
-and 1 steps), longer than the 3,000 steps it served. So every chunk is padded to the
-longest seen so far and the loop runs only its real steps; the padding is never read.
+three lengths (the data budget's chunk and the remainders before each evaluation), and
+compiling each new length can cost more than the steps it serves. So every chunk is
+padded to the longest seen so far and the loop runs only its real steps; the padding is
+never read.
 """
 from __future__ import annotations
 

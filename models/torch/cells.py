@@ -18,7 +18,7 @@ from models.torch import units
 
 def _mm(x, w):
     """x @ w for x (B, n), (R, B, n) and w (n, o), (R, n, o); per-replica products as
-    (W^T x^T)^T, which MKL's batched GEMM runs ~1.8x faster (see models/torch/units)."""
+    (W^T x^T)^T, the faster of MKL's batched GEMMs here (see models/torch/units)."""
     if w.dim() == 3 and x.dim() == 3 and x.shape[0] == w.shape[0]:
         return torch.bmm(w.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
     return torch.matmul(x, w)

@@ -31,7 +31,7 @@ class ReplicaAdam:
     `torch.optim.adam`'s fused path calls it, without `Optimizer.step`'s bookkeeping.
     ``state[p]`` holds step, exp_avg and exp_avg_sq as torch.optim.Adam's does; while every
     parameter gets a gradient every step, their step counts are one tensor, counted by one
-    add (the per-tensor `_foreach_add_` was 4% of a nalu step)."""
+    add instead of one per tensor."""
 
     def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
         self.params = list(params)
@@ -128,7 +128,7 @@ class Trainer(TorchTrainer):
         if self.net.takes_log_input:
             # in place, into one of two alternating buffers (a chunk trains while the next
             # is prepared, as tasks.base.ReplicaBatches): the same values as
-            # log(|x| + eps), 2.6x faster here than three fresh 30 MB tensors
+            # log(|x| + eps), without three fresh chunk-sized tensors
             pair = self._log_buffers.setdefault(tuple(xs.shape), [])
             while len(pair) < 2:
                 pair.append(torch.empty_like(xs))
@@ -162,9 +162,8 @@ class Trainer(TorchTrainer):
     @torch.no_grad()
     def _step_by_hand(self, x, log_x, y) -> None:
         """One step's gradients from the units' nodes, forward and backward called in the
-        order autograd's engine calls them, so every bit agrees (tested): without the
-        engine a warm nalu step of 64 seeds takes 13-20% less time (timeit), a whole run
-        1.16x less (in-process interleaved A/B)."""
+        order autograd's engine calls them, so every bit agrees (tested), without the
+        engine's overhead (docs/performance.md)."""
         ctxs = []
         for j, unit in enumerate(self.net.units):
             params = unit.node_params()

@@ -64,8 +64,7 @@ class Unit(keras.layers.Layer):
 
 def _mm(x, w):
     """x @ w. A shared input (B, n) against replicated w (R, n, o) is one GEMM with R*o
-    columns: tf.matmul would broadcast x to R copies (measured, 64 seeds, --common-data:
-    nau-nmu 1.3x, nalu 1.07x faster)."""
+    columns: tf.matmul would broadcast x to R copies."""
     if len(w.shape) == 3 and len(x.shape) == 2:
         r, n, o = w.shape
         y = tf.matmul(x, tf.reshape(tf.transpose(w, (1, 0, 2)), (n, r * o)))

@@ -25,7 +25,7 @@ def _wgrad(x, d):
 def _xgrad(d, w):
     """dL/dx (R, B, n) of x @ W, as a view of (R, n, B) memory like the activations.
     With one output (o = 1) each element is one product: a broadcast product gives
-    MKL's bits 6x faster than its batched GEMM (64 x (2x1 @ 1x128): 9 against 60 us)."""
+    MKL's bits without its batched GEMM of many tiny matrices."""
     if w.shape[-1] == 1:
         return (w * d.transpose(1, 2)).transpose(1, 2)
     return torch.bmm(w, d.transpose(1, 2)).transpose(1, 2)
@@ -33,7 +33,7 @@ def _xgrad(d, w):
 
 def _mm2(x, w):
     """x @ W for two inputs per replica (R, B, 2) @ (R, 2, o): w0 x0 + w1 x1, the
-    products and sum MKL's batched GEMM rounds (tested), 2x faster than it here; out as
+    products and sum MKL's batched GEMM rounds (tested), without its call; out as
     `_mm`'s, an (R, B, o) view of (R, o, B) memory. Other shapes go to `_mm`."""
     if w.dim() != 3 or w.shape[1] != 2 or _shared_by(x, w.shape[0]):
         return _mm(x, w)
@@ -44,8 +44,8 @@ def _mm2(x, w):
 class _NALUFunction(torch.autograd.Function):
     """The NALU layer with replicated weights in one autograd node. Forward and backward
     run the ops autograd runs for `composed`, in its order, so every bit agrees (tested),
-    without its graph of some 25 nodes per layer: 5-7% less time per step (64 seeds,
-    nalu, in-process interleaved A/B, median of 30 pairs)."""
+    without its graph of some 25 nodes per layer; the trainer may call it by hand
+    (`models.torch.train.Trainer._step_by_hand`)."""
 
     @staticmethod
     def forward(ctx, x, log_x, w_hat, m_hat, g_w):
