@@ -22,6 +22,9 @@ import seaborn as sns  # noqa: E402
 from reports import frame  # noqa: E402
 
 DPI = 80
+# The page's text column (72rem less padding, about 1120 px) at DPI: no figure is wider, so
+# none is scaled down in the page and every label keeps its size.
+PAGE_INCHES = 14.0
 MAX_POINTS = 200  # per line: more is invisible at this size and slows rendering
 _STYLES = {"torch": "-", "tf": "--"}
 
@@ -33,13 +36,13 @@ def data_uri(png: bytes) -> str:
 
 @contextmanager
 def _figure(nrows: int, ncols: int, width: float = 4.0, height: float = 3.0,
-            bottom: float = 0.6, **kw):
+            bottom: float = 0.6, left: float = 0.85, **kw):
     """A grid of axes that is closed however drawing ends, so figures never pile up.
 
     Margins are fixed in inches (bottom: room for rotated labels): a layout engine would
     lay out every tick label once more, a third of the report's time."""
-    w, h = width * ncols, height * nrows
-    grid = dict(left=0.85 / w, right=1 - 0.15 / w, bottom=bottom / h, top=1 - 0.35 / h,
+    w, h = min(width * ncols, PAGE_INCHES), height * nrows
+    grid = dict(left=left / w, right=1 - 0.15 / w, bottom=bottom / h, top=1 - 0.35 / h,
                 wspace=0.3, hspace=0.4)
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(nrows, ncols, squeeze=False, dpi=DPI, figsize=(w, h),
@@ -55,6 +58,18 @@ def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", pil_kwargs={"compress_level": 3})
     return buf.getvalue()
+
+
+def _wrap(panels: int, width: float) -> tuple[int, int]:
+    """Rows and columns for `panels` panels of `width` inches within the page's width."""
+    ncols = max(1, min(panels, int(PAGE_INCHES // width)))
+    return -(-panels // ncols), ncols
+
+
+def _spare(axes, used: int) -> None:
+    """Panels past the last one a wrapped grid needs are hidden."""
+    for ax in axes.flat[used:]:
+        ax.set_visible(False)
 
 
 def _no_data(ax, what: str = "no finite values") -> None:
@@ -92,8 +107,9 @@ def _palette(units) -> dict:
 
 
 def _bars(ax, table: pd.DataFrame, value: str, low: str | None = None,
-          high: str | None = None, label: str = "unit") -> None:
-    """Grouped bars (label on x, one bar per framework) with optional asymmetric error bars."""
+          high: str | None = None, label: str = "unit", horizontal: bool = False) -> None:
+    """Grouped bars (label on x, or on y top down when horizontal; one bar per framework)
+    with optional asymmetric error bars."""
     labels, fws = sorted(table[label].unique()), sorted(table["framework"].unique())
     width = 0.8 / max(len(fws), 1)
     colours = dict(zip(fws, sns.color_palette("deep", len(fws))))
@@ -103,8 +119,16 @@ def _bars(ax, table: pd.DataFrame, value: str, low: str | None = None,
         v = rows[value].astype(float).to_numpy()
         err = None if low is None else np.abs(np.vstack([v - rows[low].astype(float),
                                                          rows[high].astype(float) - v]))
-        ax.bar(x, np.nan_to_num(v), width, yerr=err, capsize=3, color=colours[fw], label=fw)
-    ax.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right")
+        if horizontal:
+            ax.barh(x, np.nan_to_num(v), width, xerr=err, capsize=2, color=colours[fw],
+                    label=fw)
+        else:
+            ax.bar(x, np.nan_to_num(v), width, yerr=err, capsize=3, color=colours[fw], label=fw)
+    if horizontal:
+        ax.set_yticks(np.arange(len(labels)), labels)
+        ax.set_ylim(len(labels) - 0.5, -0.5)  # the first label at the top
+    else:
+        ax.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right")
 
 
 def success_rates(summary: pd.DataFrame) -> bytes | None:
@@ -112,10 +136,11 @@ def success_rates(summary: pd.DataFrame) -> bytes | None:
     if summary.empty:
         return None
     ops = _ops(summary)
-    with _figure(1, len(ops), bottom=0.9, sharey=True) as (fig, axes):
-        for ax, op in zip(axes[0], ops):
+    with _figure(*_wrap(len(ops), 4.0), bottom=0.9, sharey=True) as (fig, axes):
+        for ax, op in zip(axes.flat, ops):
             _bars(ax, _rows_of(summary, op), "success", "success_low", "success_high")
             ax.set(title=f"op: {op}" if op else "", ylim=(0, 1.05), ylabel="success rate")
+        _spare(axes, len(ops))
         axes[0][0].legend(title="framework", fontsize="small")
         return _png(fig)
 
@@ -188,8 +213,9 @@ def magnitude(df: pd.DataFrame) -> bytes | None:
     med = long.groupby(["param_op", "unit", "framework", "start"], sort=True).agg(
         mse=("mse", "median"), width=("width", "first")).reset_index()
     ops, colours = sorted(med["param_op"].unique()), _palette(med["unit"])
-    with _figure(1, len(ops), width=4.5) as (fig, axes):
-        for ax, op in zip(axes[0], ops):
+    with _figure(*_wrap(len(ops), 4.5), width=4.5) as (fig, axes):
+        _spare(axes, len(ops))
+        for ax, op in zip(axes.flat, ops):
             rows = med[med["param_op"] == op]
             for (unit, fw), line in rows.groupby(["unit", "framework"], sort=True):
                 ax.plot(line["start"] + line["width"] / 2, line["mse"], _STYLES.get(fw, ":"),
@@ -210,12 +236,56 @@ def frameworks(summary: pd.DataFrame) -> bytes | None:
     if summary.empty:
         return None
     n = summary["config"].nunique()
-    with _figure(1, 2, width=max(4.0, 0.45 * n + 2), bottom=1.1) as (fig, axes):
-        _bars(axes[0][0], summary, "success", "success_low", "success_high", label="config")
-        axes[0][0].set(ylim=(0, 1.05), ylabel="success rate", title="success rate")
-        _bars(axes[0][1], summary, "seed_steps_per_s", label="config")
-        axes[0][1].set(ylabel="seed-steps / s (median)", title="training throughput")
+    # configurations down the page, so that any number of them keeps its labels readable
+    left = min(4.0, 0.4 + 0.075 * summary["config"].str.len().max())
+    with _figure(1, 2, width=PAGE_INCHES / 2, height=0.3 * n + 1.1, bottom=0.6, left=left,
+                 sharey=True) as (fig, axes):
+        _bars(axes[0][0], summary, "success", "success_low", "success_high", label="config",
+              horizontal=True)
+        axes[0][0].set(xlim=(0, 1.05), xlabel="success rate", title="success rate")
+        _bars(axes[0][1], summary, "seed_steps_per_s", label="config", horizontal=True)
+        axes[0][1].set(xlabel="seed-steps / s (median)", title="training throughput")
         if (summary["seed_steps_per_s"] > 0).any():
-            axes[0][1].set_yscale("log")
+            axes[0][1].set_xscale("log")
         axes[0][0].legend(title="framework", fontsize="small")
+        return _png(fig)
+
+
+def scoreboard(cells: pd.DataFrame) -> bytes | None:
+    """Success rate as a heatmap, models down, (task, op) across, one panel per framework;
+    a cell whose budget is shorter than the published median solved-at step is hatched and
+    its rate marked with a dagger. cells: column, unit, framework, success, limited."""
+    if cells.empty:
+        return None
+    columns = list(dict.fromkeys(cells["column"]))  # the caller's order: task by task
+    labels = [c.replace(" ", "\n", 1) for c in columns]  # task above its op: no rotation
+    units, fws = sorted(cells["unit"].unique()), sorted(cells["framework"].unique())
+    chars = max(len(line) for label in labels for line in label.split("\n"))
+    lines = max(label.count("\n") + 1 for label in labels)
+    left = 0.3 + 0.09 * max(map(len, units))
+    col = max(0.8, 0.085 * chars)
+    width, height = left + 0.2 + col * len(columns), 0.4 * len(units) + 0.55 + 0.2 * lines
+    cmap = sns.color_palette("viridis", as_cmap=True)
+    with _figure(*_wrap(len(fws), width), width=width, height=height, left=left,
+                 bottom=0.2 * lines + 0.2) as (fig, axes):
+        _spare(axes, len(fws))
+        for ax, fw in zip(axes.flat, fws):
+            rows = cells[cells["framework"] == fw]
+            grid = rows.pivot_table(index="unit", columns="column", values="success",
+                                    aggfunc="first").reindex(index=units, columns=columns)
+            limited = rows.pivot_table(index="unit", columns="column", values="limited",
+                                       aggfunc="any").reindex(index=units, columns=columns)
+            limited = limited.astype("boolean").fillna(False).to_numpy(bool)
+            notes = np.where(grid.isna(), "", grid.map(lambda v: f"{v:.0%}").astype(str)
+                             + np.where(limited, " †", ""))
+            sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap=cmap, annot=notes, fmt="",
+                        annot_kws={"fontsize": 10}, cbar=False, linewidths=1,
+                        linecolor="white", xticklabels=labels)
+            for i, j in zip(*np.nonzero(limited)):
+                ax.add_patch(matplotlib.patches.Rectangle((j, i), 1, 1, fill=False, hatch="//",
+                                                          edgecolor="0.6", linewidth=0))
+            ax.set(title=fw, xlabel="", ylabel="", facecolor="0.93")
+            ax.tick_params(axis="x", labelrotation=0, labelsize=9)
+            ax.tick_params(axis="y", labelrotation=0)
+            ax.grid(False)
         return _png(fig)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from reports import figures, frame, stats
+from reports import figures, frame, published, stats
 
 TEMPLATES = Path(__file__).with_name("templates")
 _ENV = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
@@ -140,7 +140,7 @@ def base_section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> di
         figs += figure("Learning curves: median MSE over seeds, inter-quartile band shaded",
                        figures.learning_curves(labelled(mine, varying)))
     return {"task": task, "fixed": fixed, "tables": _leaderboards(rates, varying),
-            "figures": figs, "varying": varying, "comparison": None}
+            "figures": figs, "varying": varying, "comparison": None, "fidelity": None}
 
 
 def section_builder(task: str):
@@ -184,6 +184,71 @@ def _task_order(item) -> tuple:
     return (names.index(item[0]) if item[0] in names else len(names), item[0])
 
 
+def _board_columns(finished: pd.DataFrame) -> pd.Series:
+    """Per run, its scoreboard column: the task, its op and the parameters that vary within
+    the task ("static_arithmetic add", "text_to_number language=de")."""
+    column = pd.Series("", index=finished.index, dtype=object)
+    for task, rows in finished.groupby("task"):
+        rows = rows.dropna(axis=1, how="all")
+        params = [c for c in rows.columns if c.startswith("param_") and c != "param_op"]
+        varying = [c for c in ["budget", *params] if rows[c].astype(str).nunique() > 1]
+        parts = [pd.Series(task, index=rows.index)]
+        if "param_op" in rows:
+            parts.append(rows["param_op"].fillna("").astype(str))
+        parts += [c.removeprefix("param_") + "=" + rows[c].astype(str) for c in varying]
+        column.loc[rows.index] = [" ".join(v for v in vals if v) for vals in zip(*parts)]
+    return column
+
+
+def _scoreboard(finished: pd.DataFrame) -> dict | None:
+    """Success rate per model x (task, op) and framework: a heatmap, and beneath it the same
+    cells with their 95% Wilson intervals, each column linking to its task's section."""
+    if finished.empty:
+        return None
+    runs = finished.assign(column=_board_columns(finished),
+                           limited=published.budget_limited(finished))
+    cells = stats.summary(runs, by=("column", "task", "unit", "framework"))
+    cells = cells.merge(runs.groupby(["column", "unit", "framework"])["limited"].any()
+                        .reset_index(), on=["column", "unit", "framework"])
+    cells["_order"] = [_task_order((t,)) for t in cells["task"]]
+    cells = cells.sort_values(["_order", "column", "unit", "framework"], kind="stable")
+    columns = cells.drop_duplicates("column")[["column", "task"]]
+    wide = cells.set_index(["unit", "framework", "column"])
+    rows = []
+    for unit, fw in sorted(set(zip(cells["unit"], cells["framework"]))):
+        row = []
+        for col in columns["column"]:
+            if (unit, fw, col) not in wide.index:
+                row.append({"text": "", "title": "not run", "limited": False})
+                continue
+            c = wide.loc[(unit, fw, col)]
+            text = rate(c["success"], c["success_low"], c["success_high"])
+            row.append({"text": text, "limited": bool(c["limited"]),
+                        "title": f"{unit} {fw} on {col}: {text} of {int(c['runs'])} run"
+                                 + ("s" if c["runs"] != 1 else "")
+                                 + (" (budget shorter than the published median solved-at "
+                                    "step)" if c["limited"] else "")})
+        rows.append({"unit": unit, "framework": fw, "cells": row})
+    return {"columns": [{"label": c, "href": f"#task-{t}"} for c, t in columns.itertuples(
+                index=False)], "rows": rows, "limited": bool(cells["limited"].any()),
+            "figures": figure("Success rate per model (rows) and task (columns), one panel per "
+                              "framework; † and hatching: the budget is shorter than [NAU]'s "
+                              "median solved-at step for that op and model",
+                              figures.scoreboard(cells))}
+
+
+def _contents(sections: list[dict], frameworks: dict | None, scoreboard: dict | None) -> list:
+    """The table of contents: (anchor, title, sub-entries)."""
+    out = [("scoreboard", "Scoreboard", [])] if scoreboard else []
+    out.append(("overview", "Overview", []))
+    for s in sections:
+        subs = [("fidelity", "Fidelity to the published results")] if s.get("fidelity") else []
+        out.append((f"task-{s['task']}", s["task"], subs))
+    if frameworks:
+        out.append(("frameworks", "Frameworks side by side", []))
+    return out
+
+
 def render(df: pd.DataFrame, out_path: str | os.PathLike, title: str = "ArithBench report",
            curves: pd.DataFrame | None = None) -> Path:
     """Write the report to out_path and results.csv/.parquet next to it; return the HTML path.
@@ -194,9 +259,11 @@ def render(df: pd.DataFrame, out_path: str | os.PathLike, title: str = "ArithBen
     sections = [section_builder(task)(task, rows.dropna(axis=1, how="all"), curves)
                 for task, rows in sorted(finished.groupby("task"), key=_task_order)
                 ] if len(finished) else []
+    frameworks = _frameworks(finished) if len(finished) else None
+    board = _scoreboard(finished) if len(finished) else None
     html = _ENV.get_template("report.html.j2").render(
-        title=title, overview=_overview(df), sections=sections,
-        frameworks=_frameworks(finished) if len(finished) else None)
+        title=title, overview=_overview(df), sections=sections, frameworks=frameworks,
+        scoreboard=board, contents=_contents(sections, frameworks, board))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(html, encoding="utf-8")
     frame.save(df, out_path.parent)

@@ -1,14 +1,28 @@
-"""Published results (published.csv) beside this run's, with the protocol differences said."""
+"""The published [NAU] static results (published.csv) and this run's fidelity to them.
+
+Every row of published.csv is one (op, model) cell of [NAU]'s static tables, read from the
+stable-nalu repository's ``paper/results/function_task_static*.tex`` (named per row in
+``source_file``); ``unit`` is the suite's model for it, empty where the suite has none.
+``python -m reports.published RESULTS_DIR`` prints the fidelity table as Markdown.
+"""
 from __future__ import annotations
 
+import argparse
+import sys
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from reports import stats
 
 CSV = Path(__file__).with_name("published.csv")
+TASK = "static_arithmetic"
+ALPHA = 0.05
+AGREES, DIFFERS, SHORT = "agrees", "differs", "budget too short"
+NOT_RUN, NOT_IN_SUITE = "not run", "not in the suite"
+VERDICTS = (AGREES, DIFFERS, SHORT, NOT_RUN, NOT_IN_SUITE)
 KEYS = ("param_op", "unit", "framework")
 # Run columns compared with the published protocol, and how the note names them.
 _PROTOCOL = {"steps": "{:,.0f} steps", "lr": "lr {:g}", "batch_size": "batch {:.0f}",
@@ -19,19 +33,93 @@ _PROTOCOL = {"steps": "{:,.0f} steps", "lr": "lr {:g}", "batch_size": "batch {:.
 @cache
 def _table() -> pd.DataFrame:
     """Read once per process; callers get a copy."""
-    return pd.read_csv(CSV, dtype={"input_size": str})
+    return pd.read_csv(CSV, dtype={"input_size": str, "unit": str}, keep_default_na=False,
+                       na_values={c: [""] for c in ("success_low", "success_high", "solved_at",
+                                                    "sparsity_error")})
 
 
 def table() -> pd.DataFrame:
-    """published.csv: one row per (op, unit) with its source and whether it was verified."""
+    """published.csv: one row per (op, model) with the suite's unit ("" if none) and source."""
     return _table().copy()
 
 
-def compare(df: pd.DataFrame) -> pd.DataFrame:
-    """This run's summary per op, model and framework joined with the published row."""
-    ours = stats.summary(df, by=KEYS)
-    pub = table().rename(columns={"op": "param_op"})
-    return ours.merge(pub, on=["param_op", "unit"], suffixes=("", "_published"))
+def _same(values: pd.Series, default) -> pd.Series:
+    """Numbers compared as numbers (100 == 100.0), anything else in frame.readable() form."""
+    from reports.frame import readable
+
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        return pd.to_numeric(values, errors="coerce").eq(default)
+    return values.astype(str).eq(str(readable(default)))
+
+
+def at_published_config(df: pd.DataFrame) -> pd.DataFrame:
+    """The static task's finished runs whose task parameters, op aside, are the task's
+    defaults: the published protocol's configuration (the training budget may differ, and
+    protocol_note says how)."""
+    import tasks
+
+    if df.empty or "task" not in df:
+        return df.iloc[0:0]
+    rows = df[df["task"].eq(TASK) & df["status"].isin(("ok", "diverged"))]
+    for key, default in tasks.TASKS[TASK].parameters.items():
+        col = f"param_{key}"
+        if key != "op" and col in rows:  # missing: an option left out of the spec while off
+            rows = rows[rows[col].isna() | _same(rows[col], default)]
+    return rows
+
+
+def budget_limited(df: pd.DataFrame) -> pd.Series:
+    """Per run: at the published configuration, with fewer steps than [NAU]'s median
+    solved-at step for its op and model, so a failure may be the budget's."""
+    out = pd.Series(False, index=df.index)
+    runs = at_published_config(df)
+    if runs.empty:
+        return out
+    solved = table().dropna(subset=["solved_at"]).query("unit != ''")
+    solved = solved.set_index(["op", "unit"])["solved_at"]
+    keys = pd.MultiIndex.from_arrays([runs["param_op"], runs["unit"]])
+    median = pd.Series(solved.reindex(keys).to_numpy(), index=runs.index)
+    out.loc[runs.index] = (runs["steps"].astype(float) < median).fillna(False).astype(bool)
+    return out
+
+
+def _verdict(row, alpha: float) -> str:
+    """A lower rate than published, on a budget shorter than the published median solved-at
+    step, is the budget's; a higher rate is a difference whatever the budget."""
+    if not row.unit:
+        return NOT_IN_SUITE
+    if not row.runs > 0:
+        return NOT_RUN
+    if not row.p_holm < alpha:
+        return AGREES
+    return SHORT if row.budget_limited and row.success < row.published_success else DIFFERS
+
+
+def fidelity(df: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Every published cell beside this run's rate at the same configuration, per framework
+    and number of steps: Fisher's exact test of this run's successes against the published
+    count out of the published seeds, Holm-corrected over the cells tested, and a verdict
+    (VERDICTS). Cells with runs first, in published.csv's order."""
+    pub = table().reset_index(names="_order")
+    ours = stats.summary(at_published_config(df), by=(*KEYS, "steps"))
+    ours = ours.rename(columns={"param_op": "op"})
+    ours["successes"] = (ours["success"] * ours["runs"]).round()
+    pub = pub.rename(columns={"success": "published_success", "success_low": "published_low",
+                              "success_high": "published_high",
+                              "solved_at": "published_solved_at", "steps": "published_steps"})
+    cols = ["op", "unit", "framework", "steps", "runs", "successes", "success", "success_low",
+            "success_high", "solved_at"]
+    out = pub.merge(ours.reindex(columns=cols), on=["op", "unit"], how="left")
+    out["published_successes"] = (out["published_success"] * out["seeds"]).round()
+    out["p"] = [stats.fisher(int(r.successes), int(r.runs), int(r.published_successes),
+                             int(r.seeds)) if r.runs > 0 else np.nan
+                for r in out.itertuples()]
+    out["p_holm"] = stats.holm(out["p"])
+    out["budget_limited"] = (out["steps"] < out["published_solved_at"]).fillna(False)
+    out["verdict"] = [_verdict(r, alpha) for r in out.itertuples()]
+    out = out.assign(_tested=out["runs"].isna()).sort_values(
+        ["_tested", "_order", "framework", "steps"], kind="stable")
+    return out.drop(columns=["_tested", "_order"]).reset_index(drop=True)
 
 
 def _values(df: pd.DataFrame, col: str) -> str:
@@ -59,3 +147,52 @@ def protocol_note(df: pd.DataFrame) -> str | None:
     theirs = [*(_PROTOCOL[c].format(ref[c]) for c in shown), f"{ref['seeds']} seeds"]
     return (f"Protocol differs: this run: {', '.join(ours)}; published: {', '.join(theirs)}. "
             "Compare with care.")
+
+
+def _pct(rate, low=np.nan, high=np.nan) -> str:
+    if pd.isna(rate):
+        return "–"
+    return f"{rate:.0%}" if pd.isna(low) else f"{rate:.0%} [{low:.0%}, {high:.0%}]"
+
+
+def markdown(fid: pd.DataFrame) -> str:
+    """The fidelity table as Markdown (docs/results.md): the cells with a verdict, then one
+    line each for the published cells not run and those whose model the suite lacks."""
+    head = ("| op | [NAU] model | suite model | framework | steps | this run | [NAU] (100 seeds) "
+            "| [NAU] median solved at | p (Holm) | verdict |\n|" + "---|" * 10)
+    tested = fid[fid["runs"].notna()]
+    lines = [head, *(f"| {r.op} | {r.model} | {r.unit} | {r.framework} | {r.steps:,.0f} | "
+                     f"{int(r.successes)}/{int(r.runs)} = {_pct(r.success)} | "
+                     f"{_pct(r.published_success, r.published_low, r.published_high)} | "
+                     f"{'–' if pd.isna(r.published_solved_at) else f'{r.published_solved_at:.1e}'}"
+                     f" | {r.p_holm:.2g} | {r.verdict} |" for r in tested.itertuples())]
+    for verdict in (NOT_RUN, NOT_IN_SUITE):
+        rest = fid[fid["verdict"] == verdict]
+        if len(rest):
+            cells = "; ".join(
+                op + " " + ", ".join(f"{m}{f' ({u})' if u else ''} {_pct(s)}" for m, u, s
+                                     in zip(g["model"], g["unit"], g["published_success"]))
+                for op, g in rest.groupby("op", sort=False))
+            lines.append(f"\n{verdict.capitalize()}: {cells}.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print a results directory's fidelity table as Markdown."""
+    from reports import frame
+
+    parser = argparse.ArgumentParser(prog="python -m reports.published", description=main.__doc__)
+    parser.add_argument("results", help="results directory")
+    args = parser.parse_args(argv)
+    if not Path(args.results).is_dir():
+        print(f"{parser.prog}: error: results directory {args.results!r} does not exist",
+              file=sys.stderr)
+        return 2
+    df = frame.load(args.results)
+    note = protocol_note(at_published_config(df)) if len(at_published_config(df)) else None
+    print(markdown(fidelity(df)) + (f"\n{note}\n" if note else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

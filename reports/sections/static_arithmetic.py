@@ -1,6 +1,8 @@
 """The static task's section: the base one, error against input magnitude, and the
-published [NAU] numbers beside this run's."""
+fidelity table: every published [NAU] cell beside this run's rate, with a verdict."""
 from __future__ import annotations
+
+from pathlib import PurePosixPath
 
 import pandas as pd
 
@@ -8,21 +10,43 @@ from reports import figures, published
 from reports.html import base_section, figure, labelled, num, rate, step_text
 
 
-def _comparison(df: pd.DataFrame) -> dict | None:
-    """The published [NAU] numbers beside this run's, for the same op and model."""
-    both = published.compare(df)
-    if both.empty:
-        return None
-    rows = [[r.param_op, r.unit, r.framework, int(r.runs),
-             rate(r.success, r.success_low, r.success_high),
-             rate(r.success_published, r.success_low_published, r.success_high_published),
-             step_text(r.solved_at), num(r.solved_at_published),
-             num(r.sparsity_error), num(r.sparsity_error_published),
-             f"{r.source}{'' if r.verified else ' (not verified)'}"] for r in both.itertuples()]
-    return {"note": published.protocol_note(df), "rows": rows, "numeric": (4, 10),
-            "columns": ["op", "unit", "framework", "runs", "success (this run)",
-                        "success (published)", "solved at (this run)", "solved at (published)",
-                        "sparsity error (this run)", "sparsity error (published)", "source"]}
+def _files(source_file: str) -> str:
+    """The source tables by short name: "static, static_all" for
+    paper/results/function_task_static.tex and ..._all.tex (the full paths are in
+    published.csv and docs/report.md)."""
+    return ", ".join(PurePosixPath(f.strip()).stem.removeprefix("function_task_")
+                     for f in source_file.split(";"))
+
+
+def _fidelity(df: pd.DataFrame) -> dict | None:
+    """The fidelity table (published.fidelity) as the template shows it: the cells this
+    run tested, then the published cells it holds no runs for, and why."""
+    fid = published.fidelity(df)
+    tested, rest = fid[fid["runs"].notna()], fid[fid["runs"].isna()]
+    runs = published.at_published_config(df)
+    rows = [{"verdict": r.verdict, "cells": [
+        r.op, r.model, r.unit, r.framework, f"{r.steps:,.0f}",
+        f"{int(r.successes)}/{int(r.runs)}: {rate(r.success, r.success_low, r.success_high)}",
+        rate(r.published_success, r.published_low, r.published_high),
+        step_text(r.solved_at), num(r.published_solved_at), f"{r.p:.2g}", f"{r.p_holm:.2g}",
+        r.verdict, _files(r.source_file)]} for r in tested.itertuples()]
+    missing = [[r.op, r.model, r.unit or "–",
+                rate(r.published_success, r.published_low, r.published_high),
+                num(r.published_solved_at), r.verdict, _files(r.source_file)]
+               for r in rest.itertuples()]
+    counts = tested["verdict"].value_counts()
+    return {"note": published.protocol_note(runs) if len(runs) else None,
+            "alpha": published.ALPHA, "tested": len(tested),
+            "counts": [(v, int(counts.get(v, 0))) for v in published.VERDICTS[:3]],
+            "columns": ["op", "[NAU] model", "suite model", "framework", "steps",
+                        "this run: successes/runs, rate [95% CI]", "[NAU]: rate [95% CI]",
+                        "solved at, median (this run)", "solved at, median ([NAU])",
+                        "p (Fisher)", "p (Holm)", "verdict", "[NAU] table (function_task_*.tex)"],
+            "rows": rows, "numeric": (5, 11),
+            "missing": {"columns": ["op", "[NAU] model", "suite model", "[NAU]: rate [95% CI]",
+                                    "solved at, median ([NAU])", "why no verdict",
+                                    "[NAU] table (function_task_*.tex)"],
+                        "rows": missing, "numeric": (4, 5)}}
 
 
 def section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> dict:
@@ -31,5 +55,5 @@ def section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> dict:
         "Extrapolation error against input magnitude: median MSE over seeds of the selected "
         "model on inputs U[c, c+w]; the training range is shaded",
         figures.magnitude(labelled(df, out["varying"])))
-    out["comparison"] = _comparison(df)
+    out["fidelity"] = _fidelity(df)
     return out

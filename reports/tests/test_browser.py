@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from reports import frame, html
-from reports.tests.conftest import HOSTILE, report_records, write
+from reports.tests.conftest import HOSTILE, published_records, report_records, write
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -47,16 +47,20 @@ def test_report_in_chromium(browser, tmp_path):
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
 
-    df, curves = frame.read(write(report_records(), tmp_path / "results"))
+    records = [*report_records(), *published_records({("add", "nac"): [False] * 4,
+                                                      ("add", "nau"): [True] * 4})]
+    df, curves = frame.read(write(records, tmp_path / "results"))
     out = html.render(df, tmp_path / "report" / "report.html", curves=curves)
     browser.get(out.as_uri())
 
     images = browser.find_elements(By.TAG_NAME, "img")
-    assert len(images) == 4
+    assert len(images) == 5
     for img in images:
-        loaded = browser.execute_script(
-            "return arguments[0].complete && arguments[0].naturalWidth", img)
-        assert loaded and loaded > 0 and img.is_displayed(), img.get_attribute("alt")
+        natural, shown = browser.execute_script(
+            "return [arguments[0].complete && arguments[0].naturalWidth, "
+            "arguments[0].getBoundingClientRect().width]", img)
+        assert natural and natural > 0 and img.is_displayed(), img.get_attribute("alt")
+        assert shown == natural, img.get_attribute("alt")  # drawn at its size: labels legible
 
     assert HOSTILE in browser.find_element(By.TAG_NAME, "body").text  # shown as text
     with pytest.raises(NoAlertPresentException):
@@ -68,3 +72,45 @@ def test_report_in_chromium(browser, tmp_path):
 
     pixels = matplotlib.image.imread(io.BytesIO(browser.get_screenshot_as_png()), format="png")
     assert pixels.shape[0] > 100 and np.std(pixels[..., :3]) > 0.02  # not a blank page
+
+
+def test_scoreboard_and_fidelity_in_chromium(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    records = [*report_records(), *published_records({("add", "nac"): [False] * 4,
+                                                      ("add", "nau"): [True] * 4})]
+    df, curves = frame.read(write(records, tmp_path / "results"))
+    browser.get(html.render(df, tmp_path / "report.html", curves=curves).as_uri())
+
+    board = browser.find_element(By.ID, "scoreboard")
+    top = browser.execute_script("return arguments[0].getBoundingClientRect().top", board)
+    assert board.is_displayed() and top < 600  # the first thing below the contents
+    assert board.find_element(By.TAG_NAME, "img").is_displayed()
+    cell = board.find_element(By.CSS_SELECTOR, "td.limited")
+    assert cell.text == "0% [0%, 49%] †" and "budget shorter" in cell.get_attribute("title")
+    hatched = browser.execute_script(
+        "return getComputedStyle(arguments[0]).backgroundImage", cell)
+    assert "repeating-linear-gradient" in hatched
+
+    board.find_element(By.LINK_TEXT, "static_arithmetic add extrapolation_range=[2,6]").click()
+    assert browser.current_url.endswith("#task-static_arithmetic")
+    section = browser.find_element(By.ID, "task-static_arithmetic")
+    assert abs(browser.execute_script(
+        "return arguments[0].getBoundingClientRect().top", section)) < 2  # scrolled to it
+
+    browser.find_element(By.CSS_SELECTOR, "nav.contents").find_element(
+        By.LINK_TEXT, "Fidelity to the published results").click()
+    table = browser.find_element(By.CSS_SELECTOR, "table.fidelity")
+    assert table.is_displayed()
+    verdicts = [td.text for td in table.find_elements(By.CSS_SELECTOR, "td.verdict")]
+    assert verdicts == ["budget too short", "agrees"]  # add NAC+, then add NAU, as published
+    colour = browser.execute_script("return getComputedStyle(arguments[0]).color",
+                                    table.find_element(By.CSS_SELECTOR, "td.verdict"))
+    assert colour != browser.execute_script(
+        "return getComputedStyle(document.body).color")  # a verdict stands out
+
+    details = browser.find_element(By.TAG_NAME, "details")
+    hidden = details.find_element(By.TAG_NAME, "table")
+    assert not hidden.is_displayed()
+    details.find_element(By.TAG_NAME, "summary").click()
+    assert hidden.is_displayed() and "not in the suite" in hidden.text

@@ -1,10 +1,12 @@
 """The HTML report: its numbers, its escaping, and that it stands alone."""
 from __future__ import annotations
 
+import base64
 import re
+import struct
 
-from reports import frame, html, stats
-from reports.tests.conftest import report_records, write
+from reports import figures, frame, html, stats
+from reports.tests.conftest import published_records, record, report_records, write
 
 
 def test_render(results_dir, tmp_path):
@@ -41,7 +43,7 @@ def test_render_embeds_figures_and_frameworks(tmp_path):
     df, curves = frame.read(write(report_records(), tmp_path / "results"))
     text = html.render(df, tmp_path / "r.html", curves=curves).read_text()
     imgs = re.findall(r'<img src="([^"]+)"', text)
-    assert len(imgs) == 4 and all(src.startswith("data:image/png;base64,") for src in imgs)
+    assert len(imgs) == 5 and all(src.startswith("data:image/png;base64,") for src in imgs)
     assert "Learning curves" in text and "input magnitude" in text
     assert '<section id="frameworks">' in text and "torch seed-steps/s" in text
     assert "total wall time</dt><dd>38.0 s" in text  # 19 finished one-seed groups of 2 s
@@ -49,4 +51,66 @@ def test_render_embeds_figures_and_frameworks(tmp_path):
     board = text[text.index("<h4>op: add</h4>"):text.index("<h4>op: mul</h4>")]
     assert board.index("<td>nau</td>") < board.index("<td>nalu</td>")  # 67% before 33%
     no_curves = html.render(df, tmp_path / "s.html").read_text()
-    assert no_curves.count("<img ") == 3 and "Learning curves" not in no_curves
+    assert no_curves.count("<img ") == 4 and "Learning curves" not in no_curves
+
+
+def png_width(uri: str) -> int:
+    """The pixel width in a PNG's IHDR chunk."""
+    png = base64.b64decode(uri.removeprefix("data:image/png;base64,"))
+    return struct.unpack(">I", png[16:20])[0]
+
+
+def board_records() -> list[dict]:
+    """The report's records plus runs at the published configuration, one budget-limited."""
+    return [*report_records(), *published_records({("add", "nac"): [False] * 4,
+                                                   ("sub", "nau"): [True] * 4})]
+
+
+def test_scoreboard_cells_links_and_marks(tmp_path):
+    df = frame.load(write(board_records(), tmp_path / "results"))
+    text = html.render(df, tmp_path / "r.html").read_text()
+    board = text[text.index('<section id="scoreboard">'):text.index('<section id="overview">')]
+    assert text.index('<section id="scoreboard">') < text.index('<section id="overview">')
+    # the test range varies, so it names the columns: add twice, mul and sub once
+    columns = re.findall(r'<th><a href="#task-static_arithmetic">([^<]+)</a></th>', board)
+    assert columns == [f"static_arithmetic {op} extrapolation_range={r}" for op, r in (
+        ("add", "[-6,-2]U[2,6]"), ("add", "[2,6]"), ("mul", "[-6,-2]U[2,6]"), ("sub", "[2,6]"))]
+    assert '<section class="task" id="task-static_arithmetic">' in text
+    low, high = stats.wilson(2, 3)
+    assert f">67% [{low:.0%}, {high:.0%}]</td>" in board
+    # at 3,000 steps, below [NAU]'s median solved-at steps (nac add 2.5e5, nau sub 5e3):
+    # marked; the runs at the other test range are not at the published configuration
+    assert '<td class="num limited" title="nac torch on static_arithmetic add ' in board
+    assert ">0% [0%, 49%] †</td>" in board and ">100% [51%, 100%] †</td>" in board
+    assert board.count(" †</td>") == 2 and board.count('class="num limited"') == 2
+    assert "of 4 runs (budget shorter than the published median solved-at step)" in board
+
+
+def test_scoreboard_columns_name_what_varies(tmp_path):
+    runs = [record(seed=s, unit=u, op="add", params={"input_size": size})
+            for s in range(2) for u in ("nau", "nac") for size in (2, 100)]
+    text = html.render(frame.frame(runs), tmp_path / "r.html").read_text()
+    board = text[text.index('<section id="scoreboard">'):text.index('<section id="overview">')]
+    assert ">static_arithmetic add input_size=2<" in board
+    assert ">static_arithmetic add input_size=100<" in board
+
+
+def test_contents_link_to_every_section(tmp_path):
+    df, curves = frame.read(write(board_records(), tmp_path / "results"))
+    text = html.render(df, tmp_path / "r.html", curves=curves).read_text()
+    nav = text[text.index('<nav class="contents"'):text.index("</nav>")]
+    anchors = re.findall(r'href="#([^"]+)"', nav)
+    assert anchors == ["scoreboard", "overview", "task-static_arithmetic", "fidelity",
+                       "frameworks"]
+    assert all(f'id="{a}"' in text for a in anchors)
+
+
+def test_no_figure_is_wider_than_the_page(tmp_path):
+    runs = [record(seed=s, unit=u, op=op, framework=fw, magnitude_curve=None)
+            for s in range(2) for u in ("nau", "nac", "nalu", "linear", "relu6", "nau-nmu")
+            for op in ("add", "sub", "mul", "div", "squared", "root") for fw in ("torch", "tf")]
+    df, curves = frame.read(write(runs, tmp_path / "results"))
+    text = html.render(df, tmp_path / "r.html", curves=curves).read_text()
+    widths = [png_width(uri) for uri in re.findall(r'<img src="([^"]+)"', text)]
+    assert len(widths) == 4 and max(widths) <= figures.PAGE_INCHES * figures.DPI
+    assert min(widths) > 300
