@@ -5,14 +5,20 @@ as each group finishes; only the calling (CLI) process writes records.
 """
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
+import socket
+import struct
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from concurrent.futures.process import BrokenProcessPool
+from urllib.parse import urlsplit
 
 EXECUTORS = ("local", "processes", "dask")
-CONNECT_TIMEOUT = 5  # seconds to reach a --scheduler before saying it is unreachable
+CONNECT_TIMEOUT = 5  # seconds for a --scheduler to connect and send its handshake
+MAX_HANDSHAKE = 1 << 20  # bytes: Dask's handshake is a small dict
 # One thread per worker process (what Dask's nanny sets too): N workers share N cores
 # instead of each spawning a thread pool over all of them.
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -92,6 +98,8 @@ class Dask(Local):
             raise ExecutorError("executor 'dask' needs dask.distributed: pip install "
                                 "'dask[distributed]' (the 'dask' extra)") from None
         if self.scheduler:
+            if self.scheduler.startswith("tcp://"):
+                handshake(self.scheduler, CONNECT_TIMEOUT)
             try:
                 self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT)
             except (OSError, ValueError, TypeError) as err:
@@ -123,6 +131,58 @@ class Dask(Local):
             raise ExecutorError(f"dask lost a group ({type(err).__name__}: "
                                 f"{str(err).splitlines()[0] if str(err) else ''}); "
                                 "run the same command again to resume") from None
+
+
+def _receive(sock: socket.socket, n: int, deadline: float) -> bytes:
+    data = b""
+    while len(data) < n:
+        sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+        chunk = sock.recv(min(n - len(data), 1 << 16))
+        if not chunk:
+            raise ConnectionResetError(errno.ECONNRESET, "the peer closed the connection")
+        data += chunk
+    return data
+
+
+def handshake(address: str, timeout: float) -> None:
+    """Check that ``tcp://HOST:PORT`` answers as a Dask scheduler within ``timeout`` seconds,
+    connection and first reply together, before Dask's client is let near it.
+
+    A Dask listener sends its handshake first: 8 bytes giving the message's length, then
+    frames whose own lengths head them. Dask's client waits for it with no bound and
+    allocates what the lengths say, so a live port that is not Dask (an HTTP server: no
+    reply; any peer sending bytes: absurd lengths) would hang or exhaust memory there."""
+    from distributed.protocol.utils import unpack_frames
+
+    url = urlsplit(address)
+    try:
+        host, port = url.hostname, url.port
+    except ValueError:
+        host = port = None
+    if not host or port is None:
+        raise ExecutorError(f"bad --scheduler {address!r}; expected tcp://HOST:PORT")
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            (size,) = struct.unpack("=Q", _receive(sock, 8, deadline))
+            if not 0 < size <= MAX_HANDSHAKE:
+                raise ExecutorError(f"scheduler {address!r} is not a Dask scheduler: its first "
+                                    f"reply announces {size:,} bytes, not a handshake")
+            _, buffers = unpack_frames(_receive(sock, size, deadline), partial=True)
+            if sum(buffers) > MAX_HANDSHAKE:
+                raise ExecutorError(f"scheduler {address!r} is not a Dask scheduler: its "
+                                    f"handshake announces {sum(buffers):,} bytes")
+    except ExecutorError:
+        raise
+    except TimeoutError:
+        raise ExecutorError(f"scheduler {address!r} did not answer as a Dask scheduler within "
+                            f"{timeout:g} s (connection and handshake)") from None
+    except (struct.error, ValueError, IndexError):
+        raise ExecutorError(f"scheduler {address!r} is not a Dask scheduler: its first reply "
+                            f"is not a Dask handshake") from None
+    except OSError as err:
+        raise ExecutorError(f"cannot reach scheduler {address!r}: "
+                            f"{err.strerror or err}") from None
 
 
 def get(name: str, workers: int = 2, scheduler: str | None = None) -> Local:

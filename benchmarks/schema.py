@@ -227,7 +227,8 @@ def load(path: str | os.PathLike, root: str | os.PathLike | None = None) -> dict
         if size > MAX_BYTES:
             raise RecordError(f"{size:,} bytes, more than a record's {MAX_BYTES:,}")
         with open(path, "rb") as fh:
-            record = json.loads(fh.read(MAX_BYTES + 1), parse_constant=_constant)
+            record = json.loads(fh.read(MAX_BYTES + 1).decode("utf-8"),
+                                parse_constant=_constant)
     except RecordError:
         raise
     except OSError as err:

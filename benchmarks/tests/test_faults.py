@@ -91,7 +91,7 @@ def test_corrupt_and_truncated_records_are_named_rerun_and_reported(tmp_path, ca
     garbage.write_bytes(b"\x00\xff not json")
     capsys.readouterr()
     html = tmp_path / "report.html"
-    assert cli.main(["report", str(results), "-o", str(html)]) == 0  # never crashes on them
+    assert cli.main(["report", str(results), "-o", str(html)]) == 1  # named, left out: exit 1
     assert truncated.name in html.read_text()
     capsys.readouterr()
     assert cli.main(["run", *TINY, "--results", str(results)]) == 0
