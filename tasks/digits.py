@@ -1,6 +1,7 @@
 """Where the digit images come from: MNIST files on this machine, else scikit-learn's digits.
 
-1. MNIST, when it is on the machine (nothing is ever downloaded). Looked for, in order:
+1. MNIST, when it is on the machine (nothing is downloaded unless asked for with
+   ``python -m benchmarks fetch mnist``). Looked for, in order:
    - the directory (or ``.npz`` file) named by ``--mnist-dir`` / the environment variable
      ``ARITHBENCH_MNIST``; a directory holds the four IDX files (``train-images-idx3-ubyte``,
      ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``,
@@ -8,7 +9,9 @@
    - Keras' cache ``~/.keras/datasets/mnist.npz``;
    - torchvision's layout ``<root>/MNIST/raw/`` (the IDX files) under the roots in
      ``TORCHVISION_ROOTS``: ``./data``, ``~/data``, ``$TORCH_HOME/datasets`` and
-     ``~/.cache/torch/datasets``.
+     ``~/.cache/torch/datasets``;
+   - ``FETCH_DIR``, where ``python -m benchmarks fetch mnist`` puts the IDX files
+     (``$XDG_CACHE_HOME/arithbench/mnist``, by default ``~/.cache/arithbench/mnist``).
    ``.npz`` files are read with ``allow_pickle=False``: nothing is ever unpickled.
 2. Otherwise the 1,797 8x8 handwritten digits that scikit-learn ships
    (``sklearn.datasets.load_digits``), split 70/30 stratified by class with a fixed seed
@@ -59,6 +62,8 @@ def torchvision_roots() -> tuple[Path, ...]:
 
 TORCHVISION_ROOTS = torchvision_roots()
 KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
+FETCH_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "arithbench" \
+    / "mnist"
 
 
 class DigitsError(TaskError):
@@ -247,6 +252,8 @@ def find_mnist(configured: str | os.PathLike | None = None) -> Path | None:
         raw = root.expanduser() / "MNIST" / "raw"
         if raw.is_dir() and all(idx_paths(raw).values()):
             return raw
+    if FETCH_DIR.is_dir() and all(idx_paths(FETCH_DIR).values()):
+        return FETCH_DIR
     return None
 
 
@@ -291,7 +298,8 @@ def load(source: str = "auto", mnist_dir: str | os.PathLike | None = None) -> Di
             return load_mnist(path)
         if source == "mnist":
             roots = ", ".join(str(r / "MNIST" / "raw") for r in TORCHVISION_ROOTS)
-            raise DigitsError(f"no MNIST found: set --mnist-dir or ${ENV}, or put mnist.npz "
+            raise DigitsError(f"no MNIST found: run `python -m benchmarks fetch mnist`, set "
+                              f"--mnist-dir or ${ENV}, or put mnist.npz "
                               f"in {KERAS_CACHE.parent} or the IDX files in one of {roots}")
     return load_sklearn()
 

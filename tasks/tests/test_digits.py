@@ -52,6 +52,7 @@ def no_real_mnist(monkeypatch, tmp_path):
     monkeypatch.delenv(digits.ENV, raising=False)
     monkeypatch.setattr(digits, "KERAS_CACHE", tmp_path / "keras" / "mnist.npz")
     monkeypatch.setattr(digits, "TORCHVISION_ROOTS", (tmp_path / "tv",))
+    monkeypatch.setattr(digits, "FETCH_DIR", tmp_path / "fetched")
 
 
 @pytest.mark.parametrize("gz", [False, True])

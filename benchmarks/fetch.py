@@ -1,0 +1,101 @@
+"""``python -m benchmarks fetch mnist``: MNIST's four IDX files, downloaded once and checked.
+
+With pooch: each file's MD5 is pinned here (the checksums torchvision's ``MNIST`` class
+publishes), the mirrors are tried in turn, and a file is downloaded to a temporary name
+in the cache and renamed only once its checksum matches, so a wrong or cut transfer
+leaves nothing behind and the next call starts clean. Files already in place with the
+right checksum are not downloaded again. The default place is `tasks.digits.FETCH_DIR`
+(the user's cache), which the digit tasks search; the files are checked as MNIST
+(magic numbers, sizes, counts) before the command says they are ready.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tasks import digits
+
+FILES = {  # name -> MD5, as torchvision.datasets.MNIST.resources gives them
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+MIRRORS = (  # torchvision's, then TensorFlow's, then the original site
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+TIMEOUT = 30  # seconds without data before a mirror is given up
+DATASETS = ("mnist",)
+
+
+class FetchError(RuntimeError):
+    """A download that could not be completed; one line saying why and what to do."""
+
+
+def _by_hand(directory: Path) -> str:
+    names = ", ".join(FILES)
+    return (f"place the four files by hand ({names}, from any of {', '.join(MIRRORS)}) "
+            f"in {directory}, or anywhere and pass --mnist-dir DIR (or set "
+            f"${digits.ENV})")
+
+
+def mnist(directory: str | os.PathLike | None = None, mirrors=MIRRORS,
+          files: dict[str, str] | None = None, timeout: float = TIMEOUT) -> Path:
+    """Download (or find already there) MNIST's files into ``directory``; return it.
+
+    Raises FetchError naming the file, the mirrors tried and the last error."""
+    import pooch
+    import requests
+
+    directory = Path(directory).expanduser() if directory else digits.FETCH_DIR
+    files = FILES if files is None else files
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FetchError(f"cannot create {directory}: {err.strerror or err}") from None
+    downloader = pooch.HTTPDownloader(progressbar=False, timeout=timeout)
+    offline = True
+    for name, md5 in files.items():
+        errors = []
+        for mirror in mirrors:
+            try:
+                pooch.retrieve(mirror.rstrip("/") + "/" + name, known_hash=f"md5:{md5}",
+                               fname=name, path=directory, downloader=downloader)
+                offline = False
+                break
+            except ValueError as err:  # pooch: the checksum does not match (file removed)
+                offline = False
+                errors.append(f"{mirror}: wrong checksum ({str(err).splitlines()[0][:120]})")
+            except requests.exceptions.ConnectionError as err:
+                errors.append(f"{mirror}: {type(err).__name__}")
+            except (requests.exceptions.RequestException, OSError) as err:
+                offline = False
+                errors.append(f"{mirror}: {type(err).__name__}: {str(err)[:120]}")
+        else:
+            if offline:
+                raise FetchError(f"cannot download MNIST: no mirror reachable (offline?); "
+                                 f"{_by_hand(directory)}")
+            raise FetchError(f"cannot download {name}: {'; '.join(errors)}; nothing of it "
+                             f"was kept; {_by_hand(directory)}")
+    return directory
+
+
+def main(dataset: str, directory: str | None = None, mirrors=None) -> int:
+    """The ``fetch`` command: 0 when the files are in place and read as MNIST, 1 when the
+    download failed (one line: why, and how to place the files by hand)."""
+    import sys
+
+    try:
+        where = mnist(directory, mirrors or MIRRORS)
+        data = digits.load_mnist(where)
+    except (FetchError, digits.DigitsError) as err:
+        print(f"python -m benchmarks fetch: {err}", file=sys.stderr)
+        return 1
+    print(data.text())
+    if directory and Path(directory).expanduser().resolve() != digits.FETCH_DIR.resolve():
+        print(f"the digit tasks read it with --mnist-dir {where} (or ${digits.ENV}={where})")
+    else:
+        print("the digit tasks (mnist_counting, mnist_addition) use it from now on")
+    return 0
