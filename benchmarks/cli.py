@@ -261,10 +261,10 @@ def cmd_report(args) -> int:
     return 1 if df.attrs.get("corrupt") else code
 
 
-def cmd_fetch(args) -> int:
-    from benchmarks import fetch
+def cmd_compare(args) -> int:
+    from benchmarks import compare
 
-    return fetch.main(args.dataset, args.dir, args.mirror)
+    return compare.command(args.results, args.models, args.output, args.alpha)
 
 
 def cmd_throughput(args) -> int:
@@ -365,17 +365,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", help="results directory")
     report.add_argument("-o", "--output", default="report.html", help="HTML file to write")
 
-    fetch = sub.add_parser(
-        "fetch", help="download MNIST once (checked against pinned MD5s) into your cache",
-        description="Download the four MNIST IDX files (mirrors tried in turn; each file "
-        "checked against its pinned MD5 and renamed into place only then) into the cache "
-        "the digit tasks search. Exit status: 0 in place, 1 download failed (one line: why, "
-        "and how to place the files by hand), 2 bad input.")
-    fetch.add_argument("dataset", choices=("mnist",), help="what to fetch: mnist")
-    fetch.add_argument("--dir", help="where to put the files (default: "
-                       "~/.cache/arithbench/mnist, or $XDG_CACHE_HOME/arithbench/mnist)")
-    fetch.add_argument("--mirror", action="append", metavar="URL",
-                       help="a mirror to use instead of the public ones, repeatable")
+    cmp = sub.add_parser(
+        "compare", help="did anything get significantly worse? two results directories, or "
+        "two models in one", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Per configuration: success rates of A and B with Fisher's exact test "
+        "(Holm-corrected over the configurations compared), median extrapolation errors with "
+        "a Mann-Whitney test, and B's throughput over A's.",
+        epilog="exit status:\n  0  no configuration significantly worse in B\n  1  some "
+        "configuration's success rate dropped significantly (named on the last line)\n  2  "
+        "bad input, or nothing in common to compare")
+    cmp.add_argument("results", nargs="+", metavar="DIR",
+                     help="A B: two results directories (B is tested against A); one with "
+                     "--models")
+    cmp.add_argument("--models", metavar="A,B", help="compare model B against model A on each "
+                     "configuration of one directory that both ran, e.g. nau,nac")
+    cmp.add_argument("-o", "--output", metavar="FILE", help="also write the table as HTML")
+    cmp.add_argument("--alpha", type=float, default=0.05,
+                     help="significance level after Holm's correction (default: 0.05)")
     return parser
 
 
@@ -383,8 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         commands = {"list": cmd_list, "run": cmd_run, "report": cmd_report,
-                    "fetch": cmd_fetch,
-                    "throughput": cmd_throughput}
+                    "throughput": cmd_throughput, "compare": cmd_compare}
         return commands[args.command](args)
     except (UsageError, suite.SuiteError, TaskError, registry.UnknownName, StoreError,
             ValueError) as err:

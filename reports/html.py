@@ -249,6 +249,19 @@ def _contents(sections: list[dict], frameworks: dict | None, scoreboard: dict | 
     return out
 
 
+def render_table(out_path: str | os.PathLike, title: str, lines: list[str], columns: list[str],
+                 rows: list[list], marked: list[str] | None = None) -> Path:
+    """A one-table page (``compare -o``): a title, lines of context, the table; rows whose
+    `marked` entry is non-empty get that entry as their class (e.g. "worse")."""
+    out_path = Path(out_path)
+    html = _ENV.get_template("table.html.j2").render(
+        title=title, lines=lines, table={"columns": columns, "rows": rows,
+                                         "marked": marked or [""] * len(rows)})
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(html, encoding="utf-8")
+    return out_path
+
+
 def render(df: pd.DataFrame, out_path: str | os.PathLike, title: str = "ArithBench report",
            curves: pd.DataFrame | None = None) -> Path:
     """Write the report to out_path and results.csv/.parquet next to it; return the HTML path.
