@@ -187,3 +187,25 @@ def test_markdown_of_nothing_tested_has_only_the_header():
     text = published.markdown(fid)
     assert text.count("\n|") == 1 and "Not run:" in text
     assert isinstance(fid, pd.DataFrame) and (fid["verdict"] != "agrees").all()
+
+
+def test_the_quick_budget_as_docs_results_records_it():
+    """The quick run of docs/results.md (15,000 steps, 8 seeds, torch): every headline cell
+    gets a verdict; the three that need 6e4 to 1.4e6 steps are the budget's, and NAU on a-b
+    (5 of 8 where [NAU] solved every seed by a median 5,000 steps) differs."""
+    quick = {("add", "nau"): 8, ("add", "nac"): 0, ("add", "linear"): 0, ("add", "nalu"): 0,
+             ("add", "relu6"): 0, ("sub", "nau"): 5, ("sub", "nac"): 8, ("sub", "linear"): 2,
+             ("sub", "nalu"): 0, ("mul", "nau-nmu"): 0, ("mul", "nac-nacmul"): 0,
+             ("mul", "nalu"): 0}
+    fid = fidelity({cell: [True] * k + [False] * (8 - k) for cell, k in quick.items()},
+                   steps=15_000)
+    verdicts = fid.dropna(subset=["runs"]).set_index(["op", "unit"])["verdict"]
+    assert len(verdicts) == 12
+    assert sorted(verdicts[verdicts == "budget too short"].index) == [
+        ("add", "linear"), ("add", "nac"), ("mul", "nau-nmu")]
+    assert list(verdicts[verdicts == "differs"].index) == [("sub", "nau")]
+    assert (verdicts.drop([("add", "linear"), ("add", "nac"), ("mul", "nau-nmu"),
+                           ("sub", "nau")]) == "agrees").all()
+    headline = published.table().query("source_file.str.startswith('paper/results/"
+                                       "function_task_static.tex')", engine="python")
+    assert set(zip(headline["op"], headline["unit"])) <= set(verdicts.index)
