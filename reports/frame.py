@@ -55,7 +55,18 @@ def _fill_omitted(df: pd.DataFrame) -> None:
             col = f"param_{key}"
             if col in df and "task" in df:
                 rows = (df["task"] == name) & df[col].isna()
-                df.loc[rows, col] = readable(cls.parameters[key])
+                if rows.any():  # as text, so that the column keeps one type (Parquet)
+                    df[col] = df[col].map(_text).astype(object)
+                    df.loc[rows, col] = _text(readable(cls.parameters[key]))
+
+
+def _text(value):
+    """A parameter value as text (missing stays missing): 8.0 -> "8", "on" -> "on"."""
+    if not isinstance(value, str) and pd.isna(value):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def load(results_dir: str | os.PathLike) -> pd.DataFrame:

@@ -80,6 +80,7 @@ class Digits:
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+    downsampled_from: int | None = None  # the side of the images before `downsample`
 
     @property
     def side(self) -> int:
@@ -87,14 +88,20 @@ class Digits:
 
     def describe(self) -> dict:
         """What every record carries about its images."""
-        return {"digits_source": self.source, "digits_location": self.location,
-                "digits_side": self.side, "digits_train": int(len(self.train_labels)),
-                "digits_test": int(len(self.test_labels))}
+        out = {"digits_source": self.source, "digits_location": self.location,
+               "digits_side": self.side, "digits_train": int(len(self.train_labels)),
+               "digits_test": int(len(self.test_labels))}
+        if self.downsampled_from:
+            out["digits_downsampled_from"] = self.downsampled_from
+        return out
 
     def text(self) -> str:
         """One line for a report: "MNIST (28x28) from DIR: 60,000 train / 10,000 test"."""
         name = "MNIST" if self.source == "mnist" else "scikit-learn digits"
-        return (f"{name} ({self.side}x{self.side}) from {self.location}: "
+        size = f"{self.side}x{self.side}" + (f", downsampled from {self.downsampled_from}x"
+                                             f"{self.downsampled_from}"
+                                             if self.downsampled_from else "")
+        return (f"{name} ({size}) from {self.location}: "
                 f"{len(self.train_labels):,} train / {len(self.test_labels):,} test images")
 
 
@@ -217,6 +224,23 @@ def _frozen(d: Digits) -> Digits:
     for a in (d.train_images, d.train_labels, d.test_images, d.test_labels):
         a.setflags(write=False)
     return d
+
+
+def downsample(d: Digits, side: int = SKLEARN_SIDE) -> Digits:
+    """28x28 MNIST as 8x8 images: the central 24x24 pixels (MNIST centres each digit in
+    20x20) averaged in 3x3 blocks, so the small CNN reads all 60,000 images at the cost of
+    scikit-learn's digits (the quick budget's choice, see `tasks.mnist_counting`)."""
+    if d.side == side:
+        return d
+    if d.side != MNIST_SIDE or side != SKLEARN_SIDE:
+        raise DigitsError(f"cannot downsample {d.side}x{d.side} images to {side}x{side}")
+
+    def small(images):
+        crop = images[:, 2:-2, 2:-2].reshape(len(images), side, 3, side, 3)
+        return crop.mean(axis=(2, 4), dtype=np.float32)
+
+    return _frozen(Digits(d.source, d.location, small(d.train_images), d.train_labels.copy(),
+                          small(d.test_images), d.test_labels.copy(), downsampled_from=d.side))
 
 
 # ---------------------------------------------------------------- finding and loading

@@ -53,8 +53,12 @@ class DigitSequences(Task):
         "source": "auto",
         "hidden_size": 32,  # classic cells; an arithmetic cell's state is the answer itself
         "success_error": 0.1,
+        # image side: auto (the images' own: 28 for MNIST, 8 for scikit-learn's digits),
+        # 28, or 8 (MNIST downsampled, `digits.downsample`); auto is left out of the spec
+        "side": "auto",
     }
     default_models = DEFAULT_MODELS
+    omitted_when_off = ("side",)  # left out of specs while auto (reports: reports/frame.py)
     # steps are sequences-batches; a step reads batch_size x train_length images
     budgets = {
         "smoke": {"steps": 500, "eval_interval": 250, "batch_size": 16, "seeds": 1,
@@ -95,6 +99,30 @@ class DigitSequences(Task):
                             f"(a relative error, e.g. 0.1)")
         limits.length(p["train_length"], "train_length")
         limits.length(max(self.test_lengths), "test_lengths")
+        side = p["side"]
+        if isinstance(side, bool) or side not in ("auto", digits.MNIST_SIDE, digits.SKLEARN_SIDE):
+            raise TaskError(f"bad side {side!r}; expected auto, {digits.MNIST_SIDE} (MNIST's "
+                            f"own) or {digits.SKLEARN_SIDE} (MNIST downsampled, or "
+                            f"scikit-learn's digits)")
+        if side == "auto":
+            del p["side"]  # as before the parameter existed, so record ids stay valid
+        elif side == digits.MNIST_SIDE and p["source"] == "sklearn":
+            raise TaskError(f"side={side} needs MNIST; scikit-learn's digits are "
+                            f"{digits.SKLEARN_SIDE}x{digits.SKLEARN_SIDE}")
+        else:
+            p["side"] = int(side)
+
+    @classmethod
+    def defaults(cls, grid, budget):
+        """The quick budget's matrix reads MNIST, when this machine has it, downsampled to
+        8x8 (side=8): the 28x28 CNN would take the quick command past its 15 minutes (one
+        28x28 configuration takes as long as the whole 8x8 matrix). --param side=28 or
+        --units keep the full images; smoke and paper read them as they are."""
+        wants_mnist = grid.get("source", ["auto"])[0] != "sklearn"
+        if budget == "quick" and "side" not in grid and wants_mnist \
+                and digits.find_mnist() is not None:
+            return [({"side": digits.SKLEARN_SIDE}, cls.default_models)]
+        return [({}, cls.default_models)]
 
     def preflight(self, batch_size, replicas):
         """The digits are loaded and checked here (a bad MNIST file is refused before any
@@ -148,7 +176,14 @@ class DigitSequences(Task):
 
     @cached_property
     def digits(self) -> digits.Digits:
-        return digits.load(self.params["source"])
+        images = digits.load(self.params["source"])
+        side = self.params.get("side")
+        if side == digits.SKLEARN_SIDE:
+            return digits.downsample(images)
+        if side == digits.MNIST_SIDE and images.side != side:
+            raise digits.DigitsError(f"side={side} needs MNIST, but the digits found are "
+                                     f"{images.text()}")
+        return images
 
     def hidden(self, cell: str) -> int:
         from models import reference
