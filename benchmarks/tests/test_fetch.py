@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+import tasks
 from benchmarks import cli, fetch
 from models import registry
 from tasks import digits
@@ -158,3 +159,30 @@ def test_fetch_command_then_records_say_mnist_and_how_many_images(tmp_path, caps
     metrics = json.loads(path.read_text())["metrics"]
     assert (metrics["digits_source"], metrics["digits_train"], metrics["digits_test"]) == (
         "mnist", 12, 5)
+
+
+def test_quick_budget_reads_mnist_downsampled_to_8x8(tmp_path, served, monkeypatch):
+    """With MNIST on the machine the quick matrix reads it at 8x8 (the 28x28 CNN would take
+    the quick command past 15 minutes); without MNIST, and at other budgets, nothing changes."""
+    from benchmarks import suite
+
+    server, md5 = served
+    monkeypatch.setattr(digits, "FETCH_DIR", tmp_path / "cache")
+    monkeypatch.setattr(digits, "KERAS_CACHE", tmp_path / "keras" / "mnist.npz")
+    monkeypatch.setattr(digits, "TORCHVISION_ROOTS", (tmp_path / "tv",))
+    monkeypatch.delenv(digits.ENV, raising=False)
+
+    def sides(budget):
+        specs = suite.expand(["mnist_addition"], None, ["torch"], [0], suite.BUDGETS[budget])
+        return {s.params.get("side", "auto") for s in specs}
+
+    assert sides("quick") == {"auto"}  # no MNIST: scikit-learn's 8x8 digits as before
+    fetch.mnist(tmp_path / "cache", [server.url], md5)
+    assert sides("quick") == {8} and sides("smoke") == {"auto"}
+    task = tasks.get("mnist_addition")(side=8)
+    described = task.digits.describe()
+    assert (described["digits_source"], described["digits_side"], described["digits_train"],
+            described["digits_downsampled_from"]) == ("mnist", 8, 12, 28)
+    assert "downsampled from 28x28" in task.digits.text()
+    with pytest.raises(tasks.base.TaskError, match="side=28 needs MNIST"):
+        tasks.get("mnist_addition")(side=28, source="sklearn")
