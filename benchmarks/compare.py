@@ -10,7 +10,7 @@ rate is a regression (``asv continuous`` in spirit), which the CLI turns into ex
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,8 @@ class Comparison:
     a: str
     b: str
     alpha: float = ALPHA
+    only_a: list[str] = field(default_factory=list)  # configurations with no runs in B
+    only_b: list[str] = field(default_factory=list)
 
     @property
     def worse(self) -> pd.DataFrame:
@@ -47,14 +49,15 @@ class Comparison:
 
 
 def _read(directory: str | os.PathLike) -> pd.DataFrame:
-    """Finished runs (ok or diverged) of a results directory."""
+    """The runs of a results directory that count: ok, diverged and error (a failure, so a
+    change that makes a configuration crash is a drop); skipped runs never ran."""
     path = Path(directory)
     if not path.is_dir():
         raise CompareError(f"results directory {str(path)!r} does not exist")
     df = frame.load(path)
     if df.empty:
         raise CompareError(f"results directory {str(path)!r} holds no records")
-    return df[df["status"].isin(("ok", "diverged"))]
+    return df[df["status"].isin(("ok", "diverged", "error"))]
 
 
 def _keys(df: pd.DataFrame, drop: tuple[str, ...] = ()) -> list[str]:
@@ -75,10 +78,10 @@ def _key(value) -> str:
 
 def _side(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per configuration: runs, successes, the errors (for the rank test), throughput."""
-    won = df["status"].eq("ok") & df["success"].astype("boolean").fillna(False).astype(bool)
-    errors = df[ERROR].astype(float) if ERROR in df else pd.Series(np.nan, index=df.index)
-    speed = (df["seed_steps_per_s"].astype(float) if "seed_steps_per_s" in df
-             else pd.Series(np.nan, index=df.index))
+    column = lambda name: (df[name] if name in df  # noqa: E731  (error runs have no metrics)
+                           else pd.Series(np.nan, index=df.index, dtype=object))
+    won = df["status"].eq("ok") & column("success").astype("boolean").fillna(False).astype(bool)
+    errors, speed = column(ERROR).astype(float), column("seed_steps_per_s").astype(float)
     rows = df[keys].map(_key).assign(_won=won, _err=errors.where(df["status"].eq("ok"),
                                                                    np.inf), _speed=speed)
     return rows.groupby(keys, sort=True).agg(
@@ -97,11 +100,24 @@ def _label(table: pd.DataFrame, keys: list[str]) -> pd.Series:
     return pd.Series([" ".join(v for v in row if v) for row in zip(*parts)], index=table.index)
 
 
-def _table(a: pd.DataFrame, b: pd.DataFrame, keys: list[str], alpha: float) -> pd.DataFrame:
-    """A and B joined on the configurations both hold, with the tests and the verdicts."""
-    both = _side(a, keys).merge(_side(b, keys), how="inner", left_index=True,
-                                right_index=True, suffixes=("_a", "_b")).reset_index()
-    out = pd.DataFrame({"configuration": _label(both, keys)})
+def _compare(a: pd.DataFrame, b: pd.DataFrame, keys: list[str], names: tuple[str, str],
+             alpha: float) -> Comparison:
+    """A and B joined on the configurations both hold, with the tests and the verdicts; the
+    configurations only one side holds are named."""
+    side_a, side_b = _side(a, keys), _side(b, keys)
+    union = side_a.index.union(side_b.index)  # labels name what varies over both sides
+    labels = dict(zip(union, _label(union.to_frame(index=False), keys)))
+    alone = [[labels[k] for k in s.index.difference(other.index)]
+             for s, other in ((side_a, side_b), (side_b, side_a))]
+    both = side_a.merge(side_b, how="inner", left_index=True, right_index=True,
+                        suffixes=("_a", "_b"))
+    table = _table(both.reset_index(), [labels[k] for k in both.index], alpha)
+    return Comparison(table, *names, alpha, *alone)
+
+
+def _table(both: pd.DataFrame, labels: list[str], alpha: float) -> pd.DataFrame:
+    """The tests and the verdicts per configuration of A and B side by side."""
+    out = pd.DataFrame({"configuration": labels}, index=both.index)
     for s in ("a", "b"):
         out[f"runs_{s}"] = both[f"runs_{s}"].astype(int)
         out[f"successes_{s}"] = both[f"successes_{s}"].astype(int)
@@ -128,11 +144,11 @@ def directories(a: str | os.PathLike, b: str | os.PathLike, alpha: float = ALPHA
     """Run A against run B, configuration by configuration."""
     da, db = _read(a), _read(b)
     keys = sorted(set(_keys(da)) & set(_keys(db)), key=[*_keys(da)].index)
-    table = _table(da, db, keys, alpha)
-    if table.empty:
+    cmp = _compare(da, db, keys, (str(a), str(b)), alpha)
+    if cmp.table.empty:
         raise CompareError(f"{a} and {b} share no configuration (task, parameters, model, "
                            f"framework, budget); nothing to compare")
-    return Comparison(table, str(a), str(b), alpha)
+    return cmp
 
 
 def models(directory: str | os.PathLike, first: str, second: str,
@@ -146,10 +162,11 @@ def models(directory: str | os.PathLike, first: str, second: str,
             raise CompareError(f"model {name!r} has no finished runs in {directory}; "
                                f"it holds: {', '.join(held)}")
     keys = _keys(df, drop=("unit",))
-    table = _table(df[df["unit"] == first], df[df["unit"] == second], keys, alpha)
-    if table.empty:
+    cmp = _compare(df[df["unit"] == first], df[df["unit"] == second], keys, (first, second),
+                   alpha)
+    if cmp.table.empty:
         raise CompareError(f"{first} and {second} share no configuration in {directory}")
-    return Comparison(table, first, second, alpha)
+    return cmp
 
 
 def _rate(k: int, n: int) -> str:
@@ -180,6 +197,13 @@ def verdict(cmp: Comparison) -> str:
     return f"no configuration significantly worse in B ({n} compared; {test})"
 
 
+def _alone(cmp: Comparison) -> list[str]:
+    """A line for each side's configurations the other has no runs of."""
+    return [f"only in {side} ({name}), not compared: {', '.join(labels)}"
+            for side, name, labels in (("A", cmp.a, cmp.only_a), ("B", cmp.b, cmp.only_b))
+            if labels]
+
+
 def text(cmp: Comparison) -> str:
     """The table as printed: one line per configuration, regressions first."""
     shown = _shown(cmp)
@@ -188,7 +212,7 @@ def text(cmp: Comparison) -> str:
     with pd.option_context("display.width", 250, "display.max_rows", 10_000,
                            "display.max_colwidth", 120):
         body = shown.to_string(index=False)
-    return f"A = {cmp.a}\nB = {cmp.b}\n{body}\n{verdict(cmp)}"
+    return "\n".join([f"A = {cmp.a}", f"B = {cmp.b}", body, *_alone(cmp), verdict(cmp)])
 
 
 def write_html(cmp: Comparison, path: str | os.PathLike) -> Path:
@@ -197,9 +221,11 @@ def write_html(cmp: Comparison, path: str | os.PathLike) -> Path:
 
     shown = _shown(cmp)
     return html.render_table(
-        path, "ArithBench compare", [f"A = {cmp.a}", f"B = {cmp.b}", verdict(cmp),
-                                     "Error: median extrapolation MSE (a diverged run counts "
-                                     "as the worst), Mann-Whitney U test, Holm-corrected."],
+        path, "ArithBench compare", [f"A = {cmp.a}", f"B = {cmp.b}", verdict(cmp), *_alone(cmp),
+                                     "Success: runs that ended ok and succeeded, out of the "
+                                     "ok, diverged and error runs. Error: median extrapolation "
+                                     "MSE (a diverged or failed run counts as the worst), "
+                                     "Mann-Whitney U test, Holm-corrected."],
         list(shown.columns), shown.values.tolist(), list(cmp.table["change"]))
 
 

@@ -117,9 +117,9 @@ def fidelity(df: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     out["p_holm"] = stats.holm(out["p"])
     out["budget_limited"] = (out["steps"] < out["published_solved_at"]).fillna(False)
     out["verdict"] = [_verdict(r, alpha) for r in out.itertuples()]
-    out = out.assign(_tested=out["runs"].isna()).sort_values(
-        ["_tested", "_order", "framework", "steps"], kind="stable")
-    return out.drop(columns=["_tested", "_order"]).reset_index(drop=True)
+    out = out.assign(_untested=out["runs"].isna()).sort_values(
+        ["_untested", "_order", "framework", "steps"], kind="stable")
+    return out.drop(columns=["_untested", "_order"]).reset_index(drop=True)
 
 
 def _values(df: pd.DataFrame, col: str) -> str:
@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     df = frame.load(args.results)
-    note = protocol_note(at_published_config(df)) if len(at_published_config(df)) else None
+    runs = at_published_config(df)
+    note = protocol_note(runs) if len(runs) else None
     print(markdown(fidelity(df)) + (f"\n{note}\n" if note else ""))
     return 0
 

@@ -99,12 +99,26 @@ def test_diverged_runs_are_failures_and_the_worst_errors(tmp_path):
     assert math.isinf(row["median_b"]) and row["error_change"] == "higher"
 
 
+def test_a_configuration_that_now_crashes_is_a_drop(tmp_path):
+    a = [*runs("nau", "add", [True] * 6), *runs("nac", "sub", [True] * 2)]
+    b = [*(record("error", seed=s, unit="nau", op="add", reason="RuntimeError: boom")
+           for s in range(6)),
+         *(record("skipped", seed=s, unit="nac", op="sub", reason="no tf") for s in range(2))]
+    cmp = compare.directories(write(a, tmp_path / "a"), write(b, tmp_path / "b"))
+    assert list(cmp.worse["configuration"]) == ["static_arithmetic add nau torch"]
+    assert cmp.table["runs_b"][0] == 6 and cmp.table["successes_b"][0] == 0
+    assert cmp.only_a == ["static_arithmetic sub nac torch"] and cmp.only_b == []
+    assert "only in A (" in compare.text(cmp)  # skipped runs never ran: not compared
+
+
 def test_configurations_match_on_parameters_and_frameworks(tmp_path):
     a = [*runs("nau", "add", [True] * 4), *runs("nau", "add", [True] * 4, framework="tf")]
     b = [*runs("nau", "add", [True] * 4, params={"input_size": 2}),
          *runs("nau", "add", [True] * 4, framework="tf")]
     cmp = compare.directories(write(a, tmp_path / "a"), write(b, tmp_path / "b"))
-    assert list(cmp.table["configuration"]) == ["static_arithmetic add nau tf"]
+    assert list(cmp.table["configuration"]) == ["static_arithmetic add input_size=100 nau tf"]
+    assert cmp.only_a == ["static_arithmetic add input_size=100 nau torch"]
+    assert cmp.only_b == ["static_arithmetic add input_size=2 nau torch"]
     with pytest.raises(compare.CompareError, match="share no configuration"):
         compare.directories(write(a[:4], tmp_path / "c"), write(b[:4], tmp_path / "d"))
 
