@@ -77,3 +77,30 @@ def test_long_curves_are_thinned():
                                        "extrapolation": [2.0] * len(steps)}}
     assert len(figures._thin(pd.Series(steps).to_numpy())) == figures.MAX_POINTS
     assert figures.learning_curves(frame.curves([long])).startswith(PNG)
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from the PNG's IHDR chunk."""
+    import struct
+
+    return struct.unpack(">II", png[16:24])
+
+
+def board(columns: int, units: int = 6, frameworks=("tf", "torch")) -> pd.DataFrame:
+    """Scoreboard cells, every third one missing (a model not run on that task)."""
+    return pd.DataFrame([{"column": f"task_{c} op", "unit": f"unit{u}", "framework": fw,
+                          "success": (u + c) % 5 / 4, "limited": c == 0}
+                         for c in range(columns) for u in range(units) for fw in frameworks
+                         if (u + c) % 3])
+
+
+def test_scoreboard_fits_the_page_and_stacks_panels():
+    narrow, wide = figures.scoreboard(board(3)), figures.scoreboard(board(12))
+    page = figures.PAGE_INCHES * figures.DPI
+    (w1, h1), (w2, h2) = png_size(narrow), png_size(wide)
+    assert narrow.startswith(PNG) and wide.startswith(PNG)
+    assert w1 <= page and w2 <= page
+    assert h2 > 1.8 * h1  # twelve columns do not fit twice across: the panels stack
+    assert figures.scoreboard(board(3).iloc[0:0]) is None
+    one = figures.scoreboard(board(2, frameworks=("torch",)))
+    assert png_size(one)[0] < w1  # one panel, not two
