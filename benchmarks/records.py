@@ -79,6 +79,12 @@ class RunSpec:
         """Specs equal but for the seed train together."""
         return replace(self, seed=-1)
 
+    def program_key(self, varying: tuple[str, ...]) -> RunSpec:
+        """Specs equal but for the seed and the task parameters ``varying`` (the task's
+        `program_params`) can train as one program."""
+        return replace(self, seed=-1, task_params=tuple(
+            (k, v) for k, v in self.task_params if k not in varying))
+
 
 SPEC_FIELDS = tuple(f.name for f in fields(RunSpec) if f.name != "task_params")
 THROUGHPUT = ("group_size", "train_seconds", "wall_seconds", "seed_steps_per_s", "samples_per_s")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, replace
 
 import tasks
@@ -167,13 +168,18 @@ def expand(task_names: list[str], models: list[str] | None, frameworks: list[str
     return specs
 
 
-def groups(specs: list[RunSpec], max_replicas: int = 256) -> list[list[RunSpec]]:
-    """Specs that differ only by seed, in chunks of at most max_replicas."""
+def groups(specs: list[RunSpec], max_replicas: int = 1024) -> list[list[RunSpec]]:
+    """Specs that train as one program, in chunks of at most max_replicas: equal but for
+    the seed and, where their task allows (`Task.program_params`: the static task's op and
+    range pair) and the data is each seed's own, those parameters. A program's specs are
+    ordered by configuration, then seed."""
     by_key: dict[RunSpec, list[RunSpec]] = {}
     for spec in specs:
-        by_key.setdefault(spec.group_key, []).append(spec)
+        varying = () if spec.common_data else tasks.get(spec.task).program_params
+        by_key.setdefault(spec.program_key(varying), []).append(spec)
     out = []
     for members in by_key.values():
-        members.sort(key=lambda s: s.seed)
+        members.sort(key=lambda s: (json.dumps(s.to_dict()["task_params"], sort_keys=True),
+                                    s.seed))
         out.extend(members[i:i + max_replicas] for i in range(0, len(members), max_replicas))
     return out

@@ -20,17 +20,50 @@ def eval_chunk(layers, replicas: int, budget_bytes: int) -> int:
     return int(min(2000, max(64, budget_bytes // (4 * replicas * widest))))
 
 
+def replica_tasks(task, specs) -> list:
+    """One task per spec: ``task`` where the spec has its parameters, else one made for
+    each other set of parameters (a program across ops and range pairs)."""
+    made = {specs[0].task_params: task}
+    for spec in specs:
+        if spec.task_params not in made:
+            made[spec.task_params] = type(task)(**spec.params)
+    return [made[spec.task_params] for spec in specs]
+
+
+def evaluation_groups(tasks_, instances) -> dict[str, list[tuple[np.ndarray, np.ndarray,
+                                                                  np.ndarray]]]:
+    """Per evaluation set, (x, replicas, their targets) for each distinct input set x:
+    replicas whose tasks draw the same inputs (every op of a range pair) share them."""
+    inputs = {id(t): t.eval_inputs() for t in tasks_}
+    out: dict[str, list] = {}
+    for name in inputs[id(tasks_[0])]:
+        groups: list[tuple[np.ndarray, list[int]]] = []
+        for r, t in enumerate(tasks_):
+            x = inputs[id(t)][name]
+            for gx, rows in groups:
+                if gx is x or np.array_equal(gx, x):
+                    rows.append(r)
+                    break
+            else:
+                groups.append((x, [r]))
+        out[name] = [(x, np.array(rows), np.stack([
+            tasks_[r].targets(instances[r], x.astype(np.float64)) for r in rows]))
+            for x, rows in groups]
+    return out
+
+
 def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
-    """The loop of the feed-forward tasks: one result per spec (see `benchmarks.runner`)."""
+    """The loop of the feed-forward tasks: one result per spec (see `benchmarks.runner`).
+    The specs may differ in the task's `program_params` (op, range pair): each replica
+    then has its own task, targets and evaluation sets, and all train as one network."""
     first = specs[0]
     layers = task.layers(registry.parse_model(first.unit))
     seeds = [s.seed for s in specs]
-    instances = [task.instance(s) for s in seeds]
+    tasks_ = replica_tasks(task, specs)
+    instances = [t.instance(s) for t, s in zip(tasks_, seeds)]
     init = [(unit, registry.init_params(unit, n_in, n_out, [[s, INIT_STREAM, j] for s in seeds]))
             for j, (unit, n_in, n_out) in enumerate(layers)]
-    eval_sets = {name: (x, np.stack([task.targets(inst, x.astype(np.float64))
-                                     for inst in instances]))
-                 for name, x in task.eval_inputs().items()}
+    eval_groups = evaluation_groups(tasks_, instances)
     trainer = registry.framework_module(first.framework, "train").Trainer(
         init, lr=first.lr, device=first.device)
     cfg = engine.TrainConfig.of(first)
@@ -39,7 +72,7 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     opted = any(reference.UNITS[unit].reinit for unit, _, _ in layers)
     cfg = replace(cfg, eval_chunk=eval_chunk(layers, len(seeds), cfg.chunk_bytes),
                   reinit=rule if opted else None)
-    batches = ReplicaBatches(task, instances, seeds, first.batch_size, first.common_data)
+    batches = ReplicaBatches(tasks_, instances, seeds, first.batch_size, first.common_data)
     n_in, n_out = layers[0][1], layers[-1][2]
     bytes_per_step = 4 * first.batch_size * (n_in * (1 if first.common_data else len(seeds))
                                              + n_out * len(seeds))
@@ -51,16 +84,27 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
                 if reference.UNITS[unit].reinit else None
                 for j, (unit, n_in_j, n_out_j) in enumerate(layers)]
 
+    def evaluate() -> dict[str, np.ndarray]:
+        out = {}
+        for name, groups in eval_groups.items():
+            out[name] = np.empty(len(seeds))
+            for x, rows, y in groups:  # every replica on each input set; each keeps its own
+                out[name][rows] = trainer.errors(x, y, chunk=cfg.eval_chunk,
+                                                 rows=rows if len(groups) > 1 else None)
+        return out
+
+    def own_sets(r: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Replica r's evaluation inputs and targets."""
+        return {name: next((x, y[list(rows).index(r)]) for x, rows, y in groups if r in rows)
+                for name, groups in eval_groups.items()}
+
     units = [u for u, _, _ in layers]
     xs_ys = lambda n: dict(zip(("xs", "ys"), batches(n)))  # noqa: E731
-    evaluate = lambda: {name: trainer.errors(*data, chunk=cfg.eval_chunk)  # noqa: E731
-                        for name, data in eval_sets.items()}
     result = engine.fit(trainer, units, xs_ys, evaluate, cfg, len(seeds),
                         lams=lambda steps: engine.regulariser_weights(units, cfg, steps),
                         chunk=engine.chunk_steps(cfg, bytes_per_step),
                         first_divisor=engine.FIRST_CHUNK_DIVISOR, progress=progress,
                         fresh=fresh)
-    metrics = lambda r: task.metrics(result.seed(  # noqa: E731
-        r, instance=instances[r],
-        eval_sets={name: (x, y[r]) for name, (x, y) in eval_sets.items()}))
+    metrics = lambda r: tasks_[r].metrics(result.seed(  # noqa: E731
+        r, instance=instances[r], eval_sets=own_sets(r)))
     return engine.results(result, metrics), result.train_seconds

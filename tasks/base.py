@@ -69,6 +69,13 @@ class Task:
     # Per budget name, what this task changes in it (steps, eval_interval, batch_size,
     # lr, seeds): a grid-world step is not a static-arithmetic step.
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Parameters that may differ between the replicas of one program: specs equal but for
+    # the seed and these train as one network (`benchmarks.suite.groups`), each replica
+    # with its own task. Only for a task whose loop handles it and whose inputs are
+    # `train_inputs_from` uniform draws (the static task: op and range pair).
+    program_params: ClassVar[tuple[str, ...]] = ()
+    # Inputs per sample made by `train_inputs_from` (None: the task draws otherwise).
+    uniform_width: int | None = None
 
     def __init__(self, **params):
         unknown = set(params) - set(self.parameters)
@@ -123,6 +130,13 @@ class Task:
         given (a view of the same shape, e.g. one replica's slot in a group's buffer)."""
         raise NotImplementedError
 
+    def train_inputs_from(self, u: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+        """Training inputs, shaped as ``u``, made from float32 uniform draws u in [0, 1)
+        exactly as `train_inputs` makes them from the stream those draws came from (so one
+        seed's replicas draw once and map, `ReplicaBatches`); None where a task's inputs
+        are not such a map."""
+        return None
+
     def targets(self, instance: Any, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -139,42 +153,70 @@ class Task:
 
 
 class ReplicaBatches:
-    """Training data for R replicas: each its own stream, or one shared stream.
+    """Training data for R replicas: each its seed's own stream, or one shared stream.
 
-    The returned arrays live in two alternating buffers (fresh 30 MB arrays every chunk
-    cost as much in page faults as drawing the numbers): a chunk stays valid until the
-    call after next, which is all the one-ahead prefetch of `models.engine.fit` needs.
+    ``tasks`` is one task for all replicas or one per replica (a program across ops and
+    range pairs). Where every task makes its inputs from uniform draws
+    (`Task.train_inputs_from`), a seed's draws are made once and each of its replicas maps
+    them: the numbers of drawing per replica, at the cost of one draw per seed. The
+    returned arrays live in two alternating buffers (fresh 30 MB arrays every chunk cost as
+    much in page faults as drawing the numbers): a chunk stays valid until the call after
+    next, which is all the one-ahead prefetch of `models.engine.fit` needs.
     """
 
-    def __init__(self, task: Task, instances: list, seeds: list[int], batch_size: int,
-                 common_data: bool = False):
-        self.task, self.instances, self.batch_size = task, instances, batch_size
+    def __init__(self, tasks: Task | list[Task], instances: list, seeds: list[int],
+                 batch_size: int, common_data: bool = False):
+        self.tasks = tasks if isinstance(tasks, list) else [tasks] * len(instances)
+        self.instances, self.batch_size = instances, batch_size
         self.common = common_data
         self._buffers: dict[tuple, list[np.ndarray]] = {}
         self._calls = 0
         if common_data:
+            self.seeds = [COMMON_DATA_SEED]
             self.rngs = [np.random.default_rng([COMMON_DATA_SEED, DATA_STREAM])]
         else:
+            self.seeds = list(seeds)
             self.rngs = [np.random.default_rng([s, DATA_STREAM]) for s in seeds]
+        # replicas by stream: the first of each seed draws, the others map its draws
+        self._first: dict[int, int] = {}
+        for k, seed in enumerate(self.seeds):
+            self._first.setdefault(seed, k)
+        # (a group of distinct seeds keeps drawing per replica: the same numbers, one pass)
+        self._width = getattr(self.tasks[0], "uniform_width", None)
+        self._shared = self._width is not None and len(self._first) < len(self.seeds)
 
     def __call__(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """(T, R or 1, B, n_in) inputs and (T, R, B, n_out) targets, float32."""
         shape = (steps, self.batch_size)
         self._calls += 1
-        xs = ys = None
-        for k, rng in enumerate(self.rngs):
-            if xs is None:  # the first draw gives the shape of the buffer
-                x = self.task.train_inputs(rng, shape)
-                xs = self._buffer("x", (steps, len(self.rngs), *x.shape[1:]))
-                xs[:, k] = x
-            else:  # straight into its slot: a copy costs as much as the draw
-                self.task.train_inputs(rng, shape, out=xs[:, k])
-        for k, inst in enumerate(self.instances):
-            y = self.task.targets(inst, xs[:, 0 if self.common else k])
+        xs = self._draw_shared(shape) if self._shared else self._draw_each(shape)
+        ys = None
+        for k, (task, inst) in enumerate(zip(self.tasks, self.instances)):
+            y = task.targets(inst, xs[:, 0 if self.common else k])
             if ys is None:
                 ys = self._buffer("y", (steps, len(self.instances), *y.shape[1:]))
             ys[:, k] = y
         return xs, ys
+
+    def _draw_each(self, shape: tuple) -> np.ndarray:
+        xs = None
+        for k, rng in enumerate(self.rngs):
+            if xs is None:  # the first draw gives the shape of the buffer
+                x = self.tasks[k].train_inputs(rng, shape)
+                xs = self._buffer("x", (shape[0], len(self.rngs), *x.shape[1:]))
+                xs[:, k] = x
+            else:  # straight into its slot: a copy costs as much as the draw
+                self.tasks[k].train_inputs(rng, shape, out=xs[:, k])
+        return xs
+
+    def _draw_shared(self, shape: tuple) -> np.ndarray:
+        xs = self._buffer("x", (shape[0], len(self.seeds), shape[1], self._width))
+        u = self._buffer("u", (shape[0], shape[1], self._width))
+        for seed, first in self._first.items():
+            random32(self.rngs[first], 1.0, 0.0, u)
+            for k in (k for k, s in enumerate(self.seeds) if s == seed):
+                self.tasks[k].train_inputs_from(u, out=xs[:, k])
+        return xs
 
     def _buffer(self, name: str, shape: tuple) -> np.ndarray:
         pair = self._buffers.setdefault((name, shape), [])
@@ -198,6 +240,25 @@ def sample_ranges(rng: np.random.Generator, shape, ranges, out: np.ndarray | Non
     for (low, _), left, right in zip(ranges, edges[:-1], edges[1:]):
         mask = (u >= left) & (u < right) if right < edges[-1] else u >= left
         out[mask] = low + (u[mask] - left)
+    return out
+
+
+def map_ranges(u: np.ndarray, ranges, out: np.ndarray) -> np.ndarray:
+    """`sample_ranges`' numbers from its uniform draws u = ``random32(rng, 1, 0, u)``, bit
+    for bit: one interval is u * length + low in float32 (``random32``'s two roundings:
+    its scale times 2**-24 is exact); a union maps u * total length piecewise."""
+    ranges = np.asarray(ranges, dtype=np.float32)
+    lengths = ranges[:, 1] - ranges[:, 0]
+    if len(ranges) == 1:
+        np.multiply(u, lengths[0], out=out)
+        out += ranges[0, 0]
+        return out
+    total = np.multiply(u, lengths.sum(), dtype=np.float32)
+    total += np.float32(0)
+    edges = np.r_[0.0, np.cumsum(lengths)]
+    for (low, _), left, right in zip(ranges, edges[:-1], edges[1:]):
+        mask = (total >= left) & (total < right) if right < edges[-1] else total >= left
+        out[mask] = low + (total[mask] - left)
     return out
 
 

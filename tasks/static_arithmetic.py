@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tasks import limits
-from tasks.base import EVAL_SEED, TASK_STREAM, Reinit, Task, TaskError, sample_ranges
+from tasks.base import EVAL_SEED, TASK_STREAM, Reinit, Task, TaskError, map_ranges, sample_ranges
 
 OPS = {
     "add": lambda a, b: a + b,
@@ -109,6 +109,8 @@ class StaticArithmetic(Task):
         "reinit": "off",
     }
     default_models = DEFAULT_MODELS
+    # one network per model across ops and range pairs (models.supervised)
+    program_params = ("op", "interpolation_range", "extrapolation_range")
     omitted_when_off = ("reinit",)  # left out of specs while off (reports: reports/frame.py)
 
     @classmethod
@@ -241,6 +243,13 @@ class StaticArithmetic(Task):
         return sample_ranges(rng, (*shape, self.params["input_size"]),
                              self.params["interpolation_range"], out=out)
 
+    @property
+    def uniform_width(self) -> int:
+        return self.params["input_size"]
+
+    def train_inputs_from(self, u, out):
+        return map_ranges(u, self.params["interpolation_range"], out)
+
     def ab(self, inst: Subsets, x: np.ndarray):
         """The subset sums, in float32 for float32 x (training batches), else float64."""
         x = np.asarray(x)
@@ -249,12 +258,13 @@ class StaticArithmetic(Task):
         select = np.zeros((x.shape[-1], 2), dtype=x.dtype)  # one BLAS call for both sums
         select[inst.a, 0] = 1.0
         select[inst.b, 1] = 1.0
-        ab = x @ select
+        with np.errstate(over="ignore"):  # near float32's top the sums overflow to inf
+            ab = x @ select
         return ab[..., 0], ab[..., 1]
 
     def targets(self, inst: Subsets, x: np.ndarray) -> np.ndarray:
         a, b = self.ab(inst, x)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return OPS[self.params["op"]](a, b)[..., None]
 
     def eval_inputs(self):
@@ -270,7 +280,7 @@ class StaticArithmetic(Task):
         a, b = self.ab(inst, x)
         e = self.params["eps"] * np.asarray(x, dtype=np.float64).sum(-1)
         op = OPS[self.params["op"]]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             y = op(a, b)
             worst = max(np.mean((op(a + e, b + s * e) - y) ** 2) for s in (1.0, -1.0))
         return float(worst)

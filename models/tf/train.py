@@ -50,15 +50,19 @@ class Trainer(TFTrainer):
         with tf.device(self.device):
             self._train(xs, ys, lams, steps=steps)
 
-    def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000) -> np.ndarray:
-        """Per-replica MSE on a shared input set x (N, n_in), targets y (R, N, n_out).
-        A short last chunk is padded to the chunk's size, so XLA compiles one shape."""
+    def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000,
+               rows: np.ndarray | None = None) -> np.ndarray:
+        """Per-replica MSE on a shared input set x (N, n_in), targets y (R, N, n_out);
+        with ``rows``, of those replicas only (y holds theirs). A short last chunk is
+        padded to the chunk's size, so XLA compiles one shape."""
         total = 0.0
-        rows = min(chunk, x.shape[0])
+        size = min(chunk, x.shape[0])
         with tf.device(self.device):
             for i in range(0, x.shape[0], chunk):
                 part = np.asarray(x[i:i + chunk], dtype=np.float32)
-                pred = self._forward(padded(part, rows))[:, :len(part)]
-                err = pred.numpy().astype(np.float64) - np.asarray(y[:, i:i + chunk], np.float64)
+                pred = self._forward(padded(part, size))[:, :len(part)].numpy()
+                if rows is not None:
+                    pred = pred[rows]
+                err = pred.astype(np.float64) - np.asarray(y[:, i:i + chunk], np.float64)
                 total = total + (err ** 2).sum(axis=(-2, -1))
         return np.asarray(total / (x.shape[0] * y.shape[-1]))

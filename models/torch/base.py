@@ -38,12 +38,16 @@ class TorchTrainer:
         return torch.as_tensor(np.asarray(a), dtype=dtype, device=self.device)
 
     @torch.no_grad()
-    def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000) -> np.ndarray:
+    def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000,
+               rows: np.ndarray | None = None) -> np.ndarray:
         """Per-replica MSE of ``self.net`` on a shared input set x (N, ...), targets
-        y (R, N, n_out), summed in float64 ``chunk`` inputs at a time."""
+        y (R, N, n_out), summed in float64 ``chunk`` inputs at a time. With ``rows``, the
+        MSE of those replicas only (y holds theirs): every replica runs, as without."""
         total = None
         for i in range(0, x.shape[0], chunk):
             pred = self.net(self.tensor(x[i:i + chunk])).double()
+            if rows is not None:
+                pred = pred[torch.as_tensor(rows, device=self.device)]
             err = ((pred - torch.as_tensor(y[:, i:i + chunk], device=self.device,
                                            dtype=torch.float64)) ** 2).sum(dim=(-2, -1))
             total = err if total is None else total + err

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tasks.base import DATA_STREAM, ReplicaBatches, TaskError, random32, sample_ranges
+from tasks.base import DATA_STREAM, ReplicaBatches, TaskError, map_ranges, random32, sample_ranges
 from tasks.static_arithmetic import StaticArithmetic
 
 
@@ -139,3 +139,30 @@ def test_consecutive_chunks_do_not_overwrite_each_other():
     second = batches(4)  # made while the first chunk trains: must not touch it
     np.testing.assert_array_equal(first[0], keep)
     assert not np.shares_memory(first[0], second[0])
+
+
+@pytest.mark.parametrize("ranges", [[(1.0, 2.0)], [(-20.0, -10.0)], [(0.1, 0.2)],
+                                    [(-6.0, -2.0), (2.0, 6.0)]])
+def test_inputs_mapped_from_one_draw_are_the_drawn_inputs_bit_for_bit(ranges):
+    """A seed's uniforms drawn once and mapped to a range pair give what sampling that
+    range from the seed's stream gives (`map_ranges`, `ReplicaBatches`)."""
+    drawn = sample_ranges(np.random.default_rng([7, 2]), (64, 128, 2), ranges)
+    u = random32(np.random.default_rng([7, 2]), 1.0, 0.0, np.empty((64, 128, 2), np.float32))
+    mapped = map_ranges(u, ranges, np.empty_like(u))
+    assert mapped.tobytes() == drawn.tobytes()
+
+
+def test_replica_batches_draw_each_seed_once_with_the_numbers_of_its_own_stream():
+    pairs = [((1.0, 2.0), (2.0, 6.0)), ((-20.0, -10.0), (-40.0, -20.0))]
+    tasks_ = [StaticArithmetic(op=op, input_size=2, interpolation_range=i, extrapolation_range=e)
+              for op in ("add", "div") for i, e in pairs]
+    seeds = [0, 1]
+    replicas = [(t, s) for t in tasks_ for s in seeds]
+    shared = ReplicaBatches([t for t, _ in replicas], [t.instance(s) for t, s in replicas],
+                            [s for _, s in replicas], batch_size=16)
+    xs, ys = shared(5)
+    for k, (t, s) in enumerate(replicas):
+        alone = ReplicaBatches(t, [t.instance(s)], [s], batch_size=16)
+        x, y = alone(5)
+        assert xs[:, k].tobytes() == x[:, 0].tobytes() and ys[:, k].tobytes() == y[:, 0].tobytes()
+    assert not np.array_equal(xs[:, 0], xs[:, 2])  # the two range pairs
