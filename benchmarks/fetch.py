@@ -55,15 +55,19 @@ def mnist(directory: str | os.PathLike | None = None, mirrors=MIRRORS,
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise FetchError(f"cannot create {directory}: {err.strerror or err}") from None
+    pooch.get_logger().setLevel("WARNING")  # one line per file is ours to print
     downloader = pooch.HTTPDownloader(progressbar=False, timeout=timeout)
     offline = True
     for name, md5 in files.items():
         errors = []
         for mirror in mirrors:
             try:
+                present = (directory / name).is_file()
                 pooch.retrieve(mirror.rstrip("/") + "/" + name, known_hash=f"md5:{md5}",
                                fname=name, path=directory, downloader=downloader)
                 offline = False
+                if not present:
+                    print(f"{name}: downloaded from {mirror}, MD5 checked")
                 break
             except ValueError as err:  # pooch: the checksum does not match (file removed)
                 offline = False
