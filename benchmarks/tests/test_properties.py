@@ -182,3 +182,20 @@ def test_report_command_on_any_record_exit_0_or_1(capsys, path, value):
         left = [line for line in err.splitlines() if line.startswith("left out:")]
         assert len(left) <= 1 and all(written.name in line for line in left)
         assert (Path(tmp) / "o" / "results.parquet").exists()
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(params=st.dictionaries(st.text(max_size=6), JSON, max_size=4), seed=st.integers(0, 2**32))
+def test_spec_id_read_back_is_the_runspec_id(params, seed):
+    """schema.spec_id_of (no deep copies) hashes exactly as RunSpec.id."""
+    from benchmarks import schema
+    from benchmarks.records import RunSpec
+
+    rec = {**record(seed=seed), "task_params": params}
+    try:
+        expected = RunSpec.from_dict(rec).id
+    except TypeError:  # a value that cannot be sorted or hashed: both refuse it
+        with pytest.raises(TypeError):
+            schema.spec_id_of(rec)
+        return
+    assert schema.spec_id_of(rec) == expected
