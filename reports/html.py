@@ -219,11 +219,12 @@ def _scoreboard(finished: pd.DataFrame) -> dict | None:
         row = []
         for col in columns["column"]:
             if (unit, fw, col) not in wide.index:
-                row.append({"text": "", "title": "not run", "limited": False})
+                row.append({"rate": "", "interval": "", "title": "not run", "limited": False})
                 continue
             c = wide.loc[(unit, fw, col)]
             text = rate(c["success"], c["success_low"], c["success_high"])
-            row.append({"text": text, "limited": bool(c["limited"]),
+            row.append({"rate": f"{c['success']:.0%}", "limited": bool(c["limited"]),
+                        "interval": text.removeprefix(f"{c['success']:.0%}").strip(),
                         "title": f"{unit} {fw} on {col}: {text} of {int(c['runs'])} run"
                                  + ("s" if c["runs"] != 1 else "")
                                  + (" (budget shorter than the published median solved-at "

@@ -87,7 +87,10 @@ def test_scoreboard_and_fidelity_in_chromium(browser, tmp_path):
     assert board.is_displayed() and top < 600  # the first thing below the contents
     assert board.find_element(By.TAG_NAME, "img").is_displayed()
     cell = board.find_element(By.CSS_SELECTOR, "td.limited")
-    assert cell.text == "0% [0%, 49%] †" and "budget shorter" in cell.get_attribute("title")
+    assert cell.text == "0% †\n[0%, 49%]" and "budget shorter" in cell.get_attribute("title")
+    assert browser.execute_script(  # the table beneath fits the page: no sideways scrolling
+        "const w = arguments[0].querySelector('.wide'); return w.scrollWidth <= w.clientWidth",
+        board)
     hatched = browser.execute_script(
         "return getComputedStyle(arguments[0]).backgroundImage", cell)
     assert "repeating-linear-gradient" in hatched
