@@ -190,15 +190,20 @@ def _preflight(specs, max_replicas: int) -> None:
     """What each configuration needs from this machine (memory, data files), checked
     before anything is trained or written: `Task.preflight` raises TaskError naming the
     parameter and the estimate."""
-    largest: dict = {}  # configuration -> its largest group of seeds
-    counts: dict = {}
-    for spec in specs:
-        counts[spec.group_key] = counts.get(spec.group_key, 0) + 1
-    for key, count in counts.items():
-        config = (key.task, key.task_params, key.batch_size)
-        largest[config] = max(largest.get(config, 0), min(count, max_replicas))
-    for (task, params, batch_size), replicas in largest.items():
-        tasks.get(task)(**dict(params)).preflight(batch_size, replicas)
+    from tasks import limits
+
+    made: dict = {}  # one task object per configuration (its data files are read once)
+    for group in suite.groups(specs, max_replicas):
+        configs = {(s.task, s.task_params, s.batch_size): s for s in group}
+        needs = {}
+        for key, spec in configs.items():
+            if key not in made:
+                made[key] = tasks.get(spec.task)(**spec.params)
+            task = made[key]
+            task.preflight(spec.batch_size, len(group))  # its files, its own estimate
+            needs[str(task)] = sum(task.footprint(spec.batch_size, len(group)).values())
+        if len(needs) > 1:  # several configurations in one program: together
+            limits.check(f"one program of {len(group)} runs", needs)
 
 
 def _exit_status(df) -> int:
