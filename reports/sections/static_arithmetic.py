@@ -9,13 +9,15 @@ import pandas as pd
 from reports import figures, published
 from reports.html import base_section, figure, labelled, num, rate, step_text
 
+SOURCES = {"function_task_static": "main", "function_task_static_all": "all",
+           "function_task_static_reproduce": "reproduce"}  # stable-nalu's paper/results/*.tex
+
 
 def _files(source_file: str) -> str:
-    """The source tables by short name: "static, static_all" for
-    paper/results/function_task_static.tex and ..._all.tex (the full paths are in
-    published.csv and docs/report.md)."""
-    return ", ".join(PurePosixPath(f.strip()).stem.removeprefix("function_task_")
-                     for f in source_file.split(";"))
+    """The source tables by short name ("main, all" for function_task_static.tex and
+    function_task_static_all.tex; the paths are in published.csv)."""
+    stems = (PurePosixPath(f.strip()).stem for f in source_file.split(";"))
+    return ", ".join(SOURCES.get(s, s) for s in stems)
 
 
 def _fidelity(df: pd.DataFrame) -> dict | None:
@@ -28,7 +30,7 @@ def _fidelity(df: pd.DataFrame) -> dict | None:
         r.op, r.model, r.unit, r.framework, f"{r.steps:,.0f}",
         f"{int(r.successes)}/{int(r.runs)}: {rate(r.success, r.success_low, r.success_high)}",
         rate(r.published_success, r.published_low, r.published_high),
-        step_text(r.solved_at), num(r.published_solved_at), f"{r.p:.2g}", f"{r.p_holm:.2g}",
+        step_text(r.solved_at), num(r.published_solved_at), f"{r.p_holm:.2g}",
         r.verdict, _files(r.source_file)]} for r in tested.itertuples()]
     missing = [[r.op, r.model, r.unit or "–",
                 rate(r.published_success, r.published_low, r.published_high),
@@ -40,12 +42,12 @@ def _fidelity(df: pd.DataFrame) -> dict | None:
             "counts": [(v, int(counts.get(v, 0))) for v in published.VERDICTS[:3]],
             "columns": ["op", "[NAU] model", "suite model", "framework", "steps",
                         "this run: successes/runs, rate [95% CI]", "[NAU]: rate [95% CI]",
-                        "solved at, median (this run)", "solved at, median ([NAU])",
-                        "p (Fisher)", "p (Holm)", "verdict", "[NAU] table (function_task_*.tex)"],
-            "rows": rows, "numeric": (5, 11),
+                        "median solved at (this run)", "median solved at ([NAU])",
+                        "p (Fisher, Holm)", "verdict", "[NAU] table"],
+            "rows": rows, "numeric": (5, 10),
             "missing": {"columns": ["op", "[NAU] model", "suite model", "[NAU]: rate [95% CI]",
-                                    "solved at, median ([NAU])", "why no verdict",
-                                    "[NAU] table (function_task_*.tex)"],
+                                    "median solved at ([NAU])", "why no verdict",
+                                    "[NAU] table"],
                         "rows": missing, "numeric": (4, 5)}}
 
 

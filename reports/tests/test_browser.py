@@ -104,7 +104,8 @@ def test_scoreboard_and_fidelity_in_chromium(browser, tmp_path):
     browser.find_element(By.CSS_SELECTOR, "nav.contents").find_element(
         By.LINK_TEXT, "Fidelity to the published results").click()
     table = browser.find_element(By.CSS_SELECTOR, "table.fidelity")
-    assert table.is_displayed()
+    assert table.is_displayed() and browser.execute_script(
+        "const w = arguments[0].parentElement; return w.scrollWidth <= w.clientWidth", table)
     verdicts = [td.text for td in table.find_elements(By.CSS_SELECTOR, "td.verdict")]
     assert verdicts == ["budget too short", "agrees"]  # add NAC+, then add NAU, as published
     colour = browser.execute_script("return getComputedStyle(arguments[0]).color",

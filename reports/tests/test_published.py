@@ -168,7 +168,7 @@ def test_report_shows_the_fidelity_table(tmp_path):
     assert '<tr class="verdict-budget-too-short">' in text and '<tr class="verdict-agrees">' in text
     assert "0/4: 0% [0%, 49%]" in text and "100% [96%, 100%]" in text
     assert "64 published cells without a verdict" in text  # 66 less the two tested
-    assert "static, static_all, static_reproduce" in text
+    assert "main, all, reproduce" in text and "function_task_static.tex (main)" in text
 
 
 def test_markdown_and_command_line(tmp_path, capsys):
