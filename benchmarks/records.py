@@ -7,6 +7,8 @@ A record is the run's `RunSpec` fields and ``id``, ``status`` (one of `STATUSES`
 """
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import os
@@ -102,6 +104,11 @@ def _version(names) -> str | None:
 
 def environment(framework: str) -> dict:
     """Library versions and the machine, carried by every record."""
+    return copy.deepcopy(_environment(framework))
+
+
+@functools.cache
+def _environment(framework: str) -> dict:  # reading package metadata: ms per record
     return {
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      framework: _version(_PACKAGES.get(framework, ()))},

@@ -34,7 +34,7 @@ def evaluation_groups(tasks_, instances) -> dict[str, list[tuple[np.ndarray, np.
                                                                   np.ndarray]]]:
     """Per evaluation set, (x, replicas, their targets) for each distinct input set x:
     replicas whose tasks draw the same inputs (every op of a range pair) share them."""
-    inputs = {id(t): t.eval_inputs() for t in tasks_}
+    inputs = {id(t): t.eval_inputs() for t in {id(t): t for t in tasks_}.values()}
     out: dict[str, list] = {}
     for name in inputs[id(tasks_[0])]:
         groups: list[tuple[np.ndarray, list[int]]] = []
@@ -50,6 +50,17 @@ def evaluation_groups(tasks_, instances) -> dict[str, list[tuple[np.ndarray, np.
             tasks_[r].targets(instances[r], x.astype(np.float64)) for r in rows]))
             for x, rows in groups]
     return out
+
+
+def own_inputs(groups, replicas: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Each replica's evaluation inputs (R, N, n_in) and targets (R, N, n_out) from the
+    input sets that replicas share."""
+    x0, _, y0 = groups[0]
+    xs = np.empty((replicas, *x0.shape), dtype=np.float32)
+    ys = np.empty((replicas, *y0.shape[1:]), dtype=y0.dtype)
+    for x, rows, y in groups:
+        xs[rows], ys[rows] = x, y
+    return xs, ys, True
 
 
 def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
@@ -84,14 +95,12 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
                 if reference.UNITS[unit].reinit else None
                 for j, (unit, n_in_j, n_out_j) in enumerate(layers)]
 
-    def evaluate() -> dict[str, np.ndarray]:
-        out = {}
-        for name, groups in eval_groups.items():
-            out[name] = np.empty(len(seeds))
-            for x, rows, y in groups:  # every replica on each input set; each keeps its own
-                out[name][rows] = trainer.errors(x, y, chunk=cfg.eval_chunk,
-                                                 rows=rows if len(groups) > 1 else None)
-        return out
+    # One input set (a single configuration): shared by every replica. Several (range
+    # pairs): each replica's own, stacked, so each runs on its own set only.
+    eval_data = {name: (groups[0][0], groups[0][2], False) if len(groups) == 1 else
+                 own_inputs(groups, len(seeds)) for name, groups in eval_groups.items()}
+    evaluate = lambda: {name: trainer.errors(x, y, chunk=cfg.eval_chunk, own=own)  # noqa: E731
+                        for name, (x, y, own) in eval_data.items()}
 
     def own_sets(r: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Replica r's evaluation inputs and targets."""

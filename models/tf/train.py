@@ -29,6 +29,9 @@ class Trainer(TFTrainer):
             [None, None], tf.float32)], jit_compile=jit_compile)
         self._forward = tf.function(self.net.call, input_signature=[
             tf.TensorSpec([None, None], tf.float32)], autograph=False, jit_compile=jit_compile)
+        self._forward_own = tf.function(self.net.call, input_signature=[
+            tf.TensorSpec([None, None, None], tf.float32)], autograph=False,
+            jit_compile=jit_compile)
 
     def _step(self, x, y, lam):
         self._mse_step(lambda: self.net.call(x), y, lam)
@@ -51,18 +54,25 @@ class Trainer(TFTrainer):
             self._train(xs, ys, lams, steps=steps)
 
     def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000,
-               rows: np.ndarray | None = None) -> np.ndarray:
-        """Per-replica MSE on a shared input set x (N, n_in), targets y (R, N, n_out);
-        with ``rows``, of those replicas only (y holds theirs). A short last chunk is
-        padded to the chunk's size, so XLA compiles one shape."""
+               own: bool = False) -> np.ndarray:
+        """Per-replica MSE on a shared input set x (N, n_in), or with ``own`` on each
+        replica's own set x (R, N, n_in), against targets y (R, N, n_out). A short last
+        chunk is padded to the chunk's size, so XLA compiles one shape."""
         total = 0.0
-        size = min(chunk, x.shape[0])
+        n = x.shape[1 if own else 0]
+        size = min(chunk, n)
+        forward = self._forward_own if own else self._forward
         with tf.device(self.device):
-            for i in range(0, x.shape[0], chunk):
-                part = np.asarray(x[i:i + chunk], dtype=np.float32)
-                pred = self._forward(padded(part, size))[:, :len(part)].numpy()
-                if rows is not None:
-                    pred = pred[rows]
-                err = pred.astype(np.float64) - np.asarray(y[:, i:i + chunk], np.float64)
+            for i in range(0, n, chunk):
+                if own:
+                    part = np.asarray(x[:, i:i + chunk], dtype=np.float32)
+                    rows = part.shape[1]
+                    part = np.swapaxes(padded(np.swapaxes(part, 0, 1), size), 0, 1)
+                else:
+                    part = np.asarray(x[i:i + chunk], dtype=np.float32)
+                    rows = len(part)
+                    part = padded(part, size)
+                pred = forward(part)[:, :rows]
+                err = pred.numpy().astype(np.float64) - np.asarray(y[:, i:i + chunk], np.float64)
                 total = total + (err ** 2).sum(axis=(-2, -1))
-        return np.asarray(total / (x.shape[0] * y.shape[-1]))
+        return np.asarray(total / (n * y.shape[-1]))

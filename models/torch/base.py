@@ -39,19 +39,19 @@ class TorchTrainer:
 
     @torch.no_grad()
     def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000,
-               rows: np.ndarray | None = None) -> np.ndarray:
-        """Per-replica MSE of ``self.net`` on a shared input set x (N, ...), targets
-        y (R, N, n_out), summed in float64 ``chunk`` inputs at a time. With ``rows``, the
-        MSE of those replicas only (y holds theirs): every replica runs, as without."""
+               own: bool = False) -> np.ndarray:
+        """Per-replica MSE of ``self.net`` on a shared input set x (N, ...), or with
+        ``own`` on each replica's own set x (R, N, ...), against targets y (R, N, n_out),
+        summed in float64 ``chunk`` inputs at a time."""
+        n = x.shape[1 if own else 0]
         total = None
-        for i in range(0, x.shape[0], chunk):
-            pred = self.net(self.tensor(x[i:i + chunk])).double()
-            if rows is not None:
-                pred = pred[torch.as_tensor(rows, device=self.device)]
+        for i in range(0, n, chunk):
+            part = x[:, i:i + chunk] if own else x[i:i + chunk]
+            pred = self.net(self.tensor(part)).double()
             err = ((pred - torch.as_tensor(y[:, i:i + chunk], device=self.device,
                                            dtype=torch.float64)) ** 2).sum(dim=(-2, -1))
             total = err if total is None else total + err
-        return (total / (x.shape[0] * y.shape[-1])).cpu().numpy()
+        return (total / (n * y.shape[-1])).cpu().numpy()
 
     def params(self) -> list[dict[str, np.ndarray]]:
         return [layer.get_params() for layer in self.layers]
