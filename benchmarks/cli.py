@@ -290,6 +290,8 @@ def cmd_throughput(args) -> int:
     if missing:
         raise UsageError(f"framework {args.framework!r} cannot run: {missing}")
     _check_device(args.device, [args.framework])
+    if args.program:
+        return _throughput_program(args, throughput)
     total = 0.0
     for model in suite.split_names(args.units, reference.UNITS, "unit"):
         try:
@@ -304,6 +306,31 @@ def cmd_throughput(args) -> int:
               f"{result['samples_per_s']:.0f} samples/s, {result['train_seconds']:.2f} s")
         total += result["seed_steps_per_s"]
     print(f"seed_steps_per_s={total / len(args.units.split(',')):.1f}")
+    return 0
+
+
+def _throughput_program(args, throughput) -> int:
+    """throughput --program: one program per model across --ops and [Primer]'s nine range
+    pairs; the last line is configuration_seed_steps_per_s=<float> (the mean over --units)."""
+    ops = tuple(suite.split_names(args.ops, ("add", "sub", "mul", "div", "squared", "root"),
+                                  "op"))
+    if args.common_data:
+        raise UsageError("--program trains each seed's own data; drop --common-data")
+    total = 0.0
+    for model in suite.split_names(args.units, reference.UNITS, "unit"):
+        try:
+            result = throughput.measure_program(model, args.framework, args.seeds, args.steps,
+                                                ops, args.device)
+        except RuntimeError as err:
+            print(f"python -m benchmarks throughput: {err}", file=sys.stderr)
+            return 1
+        print(f"{model} {args.framework} seeds={args.seeds} steps={args.steps} "
+              f"ops={','.join(ops)} range pairs={result['range_pairs']} "
+              f"replicas={result['replicas']}: "
+              f"{result['configuration_seed_steps_per_s']:.1f} configuration-seed-steps/s, "
+              f"{result['train_seconds']:.2f} s")
+        total += result["configuration_seed_steps_per_s"]
+    print(f"configuration_seed_steps_per_s={total / len(args.units.split(',')):.1f}")
     return 0
 
 
@@ -371,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--steps", type=int, default=3000, help="training steps (default: 3000)")
     tp.add_argument("--common-data", action="store_true", help="one batch for all seeds")
     tp.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU exists")
+    tp.add_argument("--program", action="store_true",
+                    help="one program across --ops and [Primer]'s nine range pairs (input "
+                    "size 2, own data): prints configuration-seed-steps/s")
+    tp.add_argument("--ops", default="add,mul", help="with --program: ops (default: add,mul)")
 
     report = sub.add_parser("report", help="write the HTML report of a results directory")
     report.add_argument("results", help="results directory")

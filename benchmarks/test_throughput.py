@@ -44,3 +44,17 @@ def test_throughput(benchmark, plain_loop_rate, size, framework, model, common_d
     benchmark.extra_info.update(result, plain_loop_seed_steps_per_s=plain_loop_rate[model],
                                 ratio_to_plain_loop=ratio)
     assert result["seed_steps_per_s"] > 0
+
+
+def test_throughput_of_one_program_across_ops_and_range_pairs(benchmark, size, framework):
+    """nalu on add and mul at [Primer]'s nine range pairs, --throughput-seeds seeds each,
+    as one program: configuration-seed-steps/s (issue 17 aims at 100,000 or more)."""
+    from models import registry
+
+    if registry.framework_missing(framework):
+        pytest.skip(registry.framework_missing(framework))
+    result = benchmark.pedantic(throughput.measure_program, args=("nalu", framework, *size),
+                                rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
+    assert result["replicas"] == size[0] * 2 * 9
+    assert result["configuration_seed_steps_per_s"] > 0

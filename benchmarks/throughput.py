@@ -35,6 +35,29 @@ def measure(model: str, framework: str, seeds: int, steps: int, common_data: boo
             "samples_per_s": first["samples_per_s"]}
 
 
+def measure_program(model: str, framework: str, seeds: int, steps: int,
+                    ops: tuple[str, ...] = ("add", "mul"), device: str = "cpu") -> dict:
+    """Train ``seeds`` seeds of every op in ``ops`` and every [Primer] range pair as one
+    program (the single-module task, own data); configuration-seed-steps per second."""
+    from tasks.static_arithmetic import PRIMER_RANGES
+
+    specs = [spec for op in ops for interpolation, extrapolation in PRIMER_RANGES
+             for spec in suite.expand(
+                 ["static_arithmetic"], [model], [framework], list(range(seeds)), PROTOCOL,
+                 {"op": [op], "input_size": [2], "interpolation_range": [interpolation],
+                  "extrapolation_range": [extrapolation]}, steps=steps, device=device)]
+    [program] = suite.groups(specs, max_replicas=len(specs))
+    records = runner.run_group(program)
+    first = records[0]
+    if first["status"] in ("error", "skipped"):
+        raise RuntimeError(f"{model} {framework}: {first['status']}: {first['reason']}")
+    return {"model": model, "framework": framework, "seeds": seeds, "steps": steps,
+            "ops": list(ops), "range_pairs": len(PRIMER_RANGES), "replicas": len(program),
+            "device": device, "train_seconds": first["train_seconds"],
+            "configuration_seed_steps_per_s": first["seed_steps_per_s"],
+            "samples_per_s": first["samples_per_s"]}
+
+
 def plain_loop(model: str, steps: int, seeds: int = 2, op: str = "add") -> float:
     """seed-steps/s of the conventional one-seed-at-a-time PyTorch loop (shared/perf)."""
     if not PLAIN_LOOP.exists():
