@@ -123,6 +123,11 @@ def cmd_list(args) -> int:
         print(f"  {b.name:8s} {b.steps} steps, eval every {b.eval_interval}, {b.seeds} seeds, "
               f"lr {b.lr:g}: {b.description}")
     print(f"executors: {', '.join(executors.EXECUTORS)}")
+    print("groups (runs trained together, up to --max-replicas; one record per run):")
+    for name, cls in tasks.TASKS.items():
+        also = (f"; also across {', '.join(cls.program_params)} unless --common-data"
+                if cls.program_params else "")
+        print(f"  {name:20s} a model's seeds{also}")
     return 0
 
 
