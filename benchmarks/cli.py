@@ -384,8 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                      help="with --executor dask: join this running Dask scheduler instead of "
                      "starting a LocalCluster on 127.0.0.1")
-    run.add_argument("--max-replicas", type=int, default=256,
-                     help="most seeds trained together in one program (default: 256)")
+    run.add_argument("--max-replicas", type=int, default=1024,
+                     help="most runs (replicas) trained together in one program (default: "
+                     "1024)")
     run.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU exists")
     run.add_argument("--mnist-dir", metavar="DIR", help="MNIST for the digit tasks: the four "
                      "IDX files (plain or .gz) or mnist.npz (sets $ARITHBENCH_MNIST; default: "
