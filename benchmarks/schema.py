@@ -23,6 +23,7 @@ import math
 import os
 import re
 import stat
+from functools import lru_cache
 from pathlib import Path
 
 from benchmarks.records import STATUSES, RunSpec
@@ -160,6 +161,23 @@ def _curve(record: dict) -> None:
         raise RecordError(f"curve lists differ in length {sorted(lengths)}")
 
 
+@lru_cache(maxsize=4096)
+def _task_refuses(task: str, params: str) -> str | None:
+    """The task's own check of its parameters (`Task.validate`) is their schema: a record
+    whose task would refuse them, or of a task not registered, is not read. Cached per
+    configuration: a directory holds many seeds of few configurations."""
+    import tasks
+
+    if task not in tasks.TASKS:
+        return f"unknown task {task[:40]!r}; known: {', '.join(tasks.TASKS)}"
+    try:
+        tasks.TASKS[task](**json.loads(params, parse_constant=_constant))
+    except Exception as err:  # noqa: BLE001 (any refusal of untrusted values, said in one line)
+        text = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        return f"task_params refused by {task}: {text}"
+    return None
+
+
 def problem(record, name: str | None = None) -> str | None:
     """None when the record can be trusted, else why not (one line). ``name``: the file's
     stem, which must be the record's id."""
@@ -199,6 +217,9 @@ def check(record, name: str | None = None, parsed: bool = False) -> None:
                               f"({str(value)[:40]!r})")
     if not isinstance(record["task_params"], dict):
         raise RecordError(f"task_params must be an object, not {_kind(record['task_params'])}")
+    reason = _task_refuses(record["task"], json.dumps(record["task_params"], sort_keys=True))
+    if reason:
+        raise RecordError(reason)
     if not isinstance(record["reason"], str):
         raise RecordError(f"reason must be text, not {_kind(record['reason'])}")
     for key in NUMBER_FIELDS:
