@@ -116,6 +116,18 @@ def test_run_error_exit_1_lists_runs_and_reasons(tmp_path, capsys, monkeypatch):
 
 
 @needs_framework
+def test_throughput_run_ending_in_error_exit_1_one_line(capsys, monkeypatch):
+    def boom(self, seed):
+        raise ArithmeticError("metrics exploded")
+
+    monkeypatch.setattr(StaticArithmetic, "metrics", boom)
+    code, out, err = run(capsys, "throughput", "--framework", str(FRAMEWORK), "--steps", "20",
+                         "--seeds", "2", "--units", "nau")
+    assert code == 1 and len(err) == 1 and "metrics exploded" in err[0], err
+    assert "seed_steps_per_s=" not in out
+
+
+@needs_framework
 def test_wide_float32_range_trains_without_error(tmp_path, capsys):
     """1e30..1e38 is a valid float32 range: it used to end in error in the magnitude curve
     (an extrapolation range below the interpolation range); now it trains."""
