@@ -10,6 +10,7 @@ rate is a regression (``asv continuous`` in spirit), which the CLI turns into ex
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def _read(directory: str | os.PathLike) -> pd.DataFrame:
     if not path.is_dir():
         raise CompareError(f"results directory {str(path)!r} does not exist")
     df = frame.load(path)
+    for line in df.attrs.get("corrupt", []):  # unreadable or malformed: said, not compared
+        print(f"left out: {line}", file=sys.stderr)
     if df.empty:
         raise CompareError(f"results directory {str(path)!r} holds no records")
     return df[df["status"].isin(("ok", "diverged", "error"))]

@@ -111,6 +111,13 @@ def test_a_configuration_that_now_crashes_is_a_drop(tmp_path):
     assert "only in A (" in compare.text(cmp)  # skipped runs never ran: not compared
 
 
+def test_a_bad_record_is_named_and_left_out(dirs, capsys):
+    (dirs[1] / ("0" * 20 + ".json")).write_text('{"id": "truncated", "sta')
+    cmp = compare.directories(*dirs)
+    assert len(cmp.table) == 3
+    assert "left out: " in capsys.readouterr().err
+
+
 def test_configurations_match_on_parameters_and_frameworks(tmp_path):
     a = [*runs("nau", "add", [True] * 4), *runs("nau", "add", [True] * 4, framework="tf")]
     b = [*runs("nau", "add", [True] * 4, params={"input_size": 2}),
