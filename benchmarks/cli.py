@@ -196,6 +196,7 @@ def _preflight(specs, max_replicas: int) -> None:
     before anything is trained or written: `Task.preflight` raises TaskError naming the
     parameter and the estimate."""
     from tasks import limits
+    from tasks.mnist_counting import DigitSequences
 
     made: dict = {}  # one task object per configuration (its data files are read once)
     for group in suite.groups(specs, max_replicas):
@@ -209,6 +210,11 @@ def _preflight(specs, max_replicas: int) -> None:
             needs[str(task)] = sum(task.footprint(spec.batch_size, len(group)).values())
         if len(needs) > 1:  # several configurations in one program: together
             limits.check(f"one program of {len(group)} runs", needs)
+    images = {t.digits.text() for t in made.values() if isinstance(t, DigitSequences)}
+    for text in sorted(images):  # which digit images the MNIST tasks read, said up front
+        hint = "" if text.startswith("MNIST") or tasks.digits.find_mnist() else (
+            " (no MNIST on this machine: `python -m benchmarks fetch mnist` gets it)")
+        print(f"digit tasks: {text}{hint}")
 
 
 def _exit_status(df) -> int:
