@@ -139,11 +139,13 @@ def protocol_note(df: pd.DataFrame) -> str | None:
     ref = table().rename(columns=lambda c: f"param_{c}" if f"param_{c}" in _PROTOCOL else c).iloc[0]
     differ = [c for c in _PROTOCOL if c in df and _differs(df, c, ref[c])]
     budgets = sorted(df["budget"].dropna().astype(str).unique())
-    if not differ and budgets == ["paper"]:
+    shared = "common_data" in df and df["common_data"].fillna(False).astype(bool).any()
+    if not differ and budgets == ["paper"] and not shared:
         return None
     shown = ["steps", "lr", *(c for c in differ if c not in ("steps", "lr"))]
     seeds = df.groupby(list(KEYS), dropna=False)["seed"].nunique().max()
-    ours = [f"{'/'.join(budgets)} budget", *(_values(df, c) for c in shown), f"{seeds} seeds"]
+    ours = [f"{'/'.join(budgets)} budget", *(_values(df, c) for c in shown), f"{seeds} seeds",
+            *(["seeds sharing their batches (--common-data)"] if shared else [])]
     theirs = [*(_PROTOCOL[c].format(ref[c]) for c in shown), f"{ref['seeds']} seeds"]
     return (f"Protocol differs: this run: {', '.join(ours)}; published: {', '.join(theirs)}. "
             "Compare with care.")

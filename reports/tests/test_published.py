@@ -156,6 +156,7 @@ def test_no_note_for_the_paper_protocol():
     assert published.protocol_note(df) is None
     assert "lr 0.005" in published.protocol_note(df.assign(lr=5e-3))
     assert "budget" in published.protocol_note(df.assign(budget="quick"))
+    assert "sharing their batches" in published.protocol_note(df.assign(common_data=True))
 
 
 def test_report_shows_the_fidelity_table(tmp_path):
