@@ -43,6 +43,8 @@ WORDS = ["", "nau", "on", "off", "true", "false", "none", "auto", "en", "de", "x
          "1,1.00000001", "1+2", ",", "+", "10,100,1000"]
 VALUES = st.one_of(
     st.sampled_from(WORDS),
+    st.integers(1, 6).map(str),  # small sizes and lengths: values a task accepts and trains
+    st.sampled_from(["0.5", "2", "1e-3", "3,7", "1,5", "0.1,0.2", "-2,-1", "1,2+3,4"]),
     st.integers(-10**6, 10**9).map(str),
     st.floats(allow_nan=True, allow_infinity=True, width=64).map(repr),
     st.lists(st.integers(-3, 3000), min_size=1, max_size=3).map(lambda v: ",".join(map(str, v))),
