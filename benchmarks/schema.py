@@ -192,7 +192,7 @@ def check(record, name: str | None = None, parsed: bool = False) -> None:
     """Raise RecordError (one line) unless the record follows the rules above. ``parsed``:
     it comes from `load`, whose parser has refused integers beyond 64 bits already."""
     if not isinstance(record, dict):
-        raise RecordError(f"not a record: a JSON {_kind(record)}, expected an object")
+        raise RecordError(f"not a record: {_kind(record)}, not a JSON object")
     status = record.get("status")
     if status not in STATUSES:
         raise RecordError(f"unknown status {str(status)[:40]!r}; known: {', '.join(STATUSES)}")
