@@ -22,6 +22,7 @@ class UsageError(ValueError):
     """Bad input from the command line: one line, exit code 2."""
 
 
+MAX_STEPS = 10**9
 EXIT_STATUS = """exit status (run, report, throughput):
   0  every run ended ok or diverged (a run whose framework is not installed is skipped)
   1  a run ended in error (listed with its reason), or report left out a bad record
@@ -139,8 +140,9 @@ def cmd_run(args) -> int:
     frameworks = suite.split_names(args.frameworks, registry.FRAMEWORKS, "framework")
     for name in task_names:
         tasks.get(name)
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"bad --steps {args.steps}; expected a positive integer")
+    if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
+        raise UsageError(f"bad --steps {args.steps}; expected a positive integer up to "
+                         f"{MAX_STEPS:,} (200x the published protocol's 5e6)")
     if args.mnist_dir is not None:
         tasks.digits.use_mnist_dir(args.mnist_dir)
     if args.max_replicas < 1:

@@ -189,8 +189,10 @@ def get(name: str, workers: int = 2, scheduler: str | None = None) -> Local:
     """An executor, not yet started: use it as a context manager, then ``map``."""
     if name not in EXECUTORS:
         raise ExecutorError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
-    if workers < 1:
-        raise ExecutorError(f"bad --workers {workers}; expected a positive integer")
+    most = max(64, 4 * (os.cpu_count() or 1))
+    if not 1 <= workers <= most:
+        raise ExecutorError(f"bad --workers {workers}; expected a positive integer up to {most} "
+                            f"(4 per core of this machine, at least 64)")
     if scheduler is not None and name != "dask":
         raise ExecutorError(f"--scheduler {scheduler!r} needs --executor dask (got {name!r})")
     if scheduler is not None and not scheduler.startswith(("tcp://", "tls://")):

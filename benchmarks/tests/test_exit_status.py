@@ -57,6 +57,9 @@ BAD_RUN = [  # (arguments, what the one line must name)
     (["--tasks", "static_arithmetic", "--seeds", "0-99999999"], "0-99999999"),
     (["--tasks", "static_arithmetic", "--seeds", "0-9999999"], "0-9999999"),
     (["--tasks", "mnist_addition", "--param", "success_error=inf"], "success_error"),
+    (["--tasks", "static_arithmetic", "--steps", "100000000000000000000"], "--steps"),
+    (["--tasks", "static_arithmetic", "--executor", "processes", "--workers", "100000"],
+     "--workers 100000"),
 ]
 
 
