@@ -130,3 +130,16 @@ def test_stop_when_every_replica_has_diverged(stop):
     assert results[0]["reason"] == "non-finite error at step 100"
     assert results[0]["curve"]["step"] == ([0, 100] if stop else [0, 100, 200, 300])
     assert results[0]["curve"]["interpolation"][1] is None
+
+
+@pytest.mark.parametrize("module", ["train", "sequence", "text", "image_sequence"])
+@pytest.mark.parametrize("framework", ["torch", "tf"])
+def test_every_framework_trainer_implements_the_protocol(framework, module):
+    from models import registry
+
+    if registry.framework_missing(framework):
+        pytest.skip(registry.framework_missing(framework))
+    trainer = registry.framework_module(framework, module).Trainer
+    assert issubclass(trainer, engine.Trainer)
+    base = "TorchTrainer" if framework == "torch" else "TFTrainer"
+    assert base in [c.__name__ for c in trainer.__mro__]

@@ -6,7 +6,7 @@ import numpy as np
 
 from models.cnn import arch
 from models.tf import cells, units
-from models.tf.base import adam, device_name
+from models.tf.base import TFTrainer, adam
 from models.tf.units import keras, tf
 
 
@@ -59,12 +59,12 @@ class Net(keras.layers.Layer):
         return self.readout(h) if self.readout is not None else h
 
 
-class Trainer:
+class Trainer(TFTrainer):
     """Adam on one seed's network. A chunk of steps runs as one compiled tf.while_loop
     (compiled once per distinct (S, B, T)); each step gathers its images by index."""
 
     def __init__(self, params, cell: str, images: np.ndarray, lr: float, device: str = "cpu"):
-        self.device = device_name(device)
+        super().__init__(device)
         with tf.device(self.device):
             self.net = Net(params, cell, images.shape[-1])
             self.images = tf.constant(np.asarray(images, dtype=np.float32))
@@ -109,6 +109,9 @@ class Trainer:
         with tf.device(self.device):
             return self.net(tf.constant(np.asarray(images, np.float32))).numpy().astype(
                 np.float64)
+
+    def params(self) -> dict[str, dict[str, np.ndarray]]:
+        return self.state()
 
     def state(self) -> dict[str, dict[str, np.ndarray]]:
         cell = {k: np.asarray(v, np.float64) for k, v in self.net.cell.get_params().items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.tf import cells
-from models.tf.base import adam, device_name
+from models.tf.base import TFTrainer, adam
 from models.tf.units import keras, make, tf
 
 
@@ -44,14 +44,14 @@ class Reader(keras.layers.Layer):
         return tf.reshape(self.out(hs), [r, n, length])
 
 
-class Trainer:
+class Trainer(TFTrainer):
     """One Adam over every replica; each replica's loss is its own mean over the batch.
     A chunk of steps is one traced ``tf.while_loop`` (graph mode: an LSTM unrolled over
     the tokens compiles in seconds under XLA, longer than a quick run trains)."""
 
     def __init__(self, params, unit: str, lr: float, device: str = "cpu",
                  jit_compile: bool = False):
-        self.device = device_name(device)
+        super().__init__(device)
         with tf.device(self.device):
             self.net = Reader(params, unit)
             self.vars = self.net.trainable_variables

@@ -95,6 +95,9 @@ class Trainer(TorchTrainer):
         x = torch.as_tensor(np.asarray(images, np.float32), device=self.device)
         return self.net(x).double().cpu().numpy()
 
+    def params(self) -> dict[str, dict[str, np.ndarray]]:
+        return self.state()
+
     def state(self) -> dict[str, dict[str, np.ndarray]]:
         cell = {k: np.asarray(v, np.float64) for k, v in self.net.cell.get_params().items()}
         readout = ({k: np.asarray(v, np.float64) for k, v in self.net.readout.get_params().items()}
