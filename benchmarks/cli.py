@@ -297,8 +297,10 @@ def cmd_throughput(args) -> int:
     for model in suite.split_names(args.units, reference.UNITS, "unit"):
         registry.parse_model(model)
     registry.check_framework(args.framework)
-    if args.seeds < 1 or args.steps < 1:
-        raise UsageError(f"--seeds and --steps must be positive (got {args.seeds}, {args.steps})")
+    if not (1 <= args.seeds <= suite.MAX_SEEDS and 1 <= args.steps <= MAX_STEPS):
+        raise UsageError(f"--seeds and --steps must be positive, at most {suite.MAX_SEEDS:,} "
+                         f"and {MAX_STEPS:,} (got {args.seeds}, {args.steps})")
+    tasks.get("static_arithmetic")().preflight(throughput.PROTOCOL.batch_size, args.seeds)
     missing = registry.framework_missing(args.framework)
     if missing:
         raise UsageError(f"framework {args.framework!r} cannot run: {missing}")
