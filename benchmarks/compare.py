@@ -96,11 +96,19 @@ def _label(table: pd.DataFrame, keys: list[str]) -> pd.Series:
     """"static_arithmetic add input_size=2 nau torch": the task, its op, the other keys that
     vary between the configurations compared, the model and the framework."""
     named = ("task", "param_op", "unit", "framework")
-    varying = [k for k in keys if k not in named and table[k].nunique() > 1]
-    parts = [table[k] for k in ("task", "param_op") if k in keys]
-    parts += [k.removeprefix("param_") + "=" + table[k] for k in varying]
-    parts += [table[k] for k in ("unit", "framework") if k in keys]
-    return pd.Series([" ".join(v for v in row if v) for row in zip(*parts)], index=table.index)
+    others = [k for k in keys if k not in named]
+    task = table["task"] if "task" in table else pd.Series("", index=table.index)
+    # a key is shown where it varies among the configurations of the row's own task
+    varies = {t: {k for k in others if rows[k].nunique() > 1}
+              for t, rows in table.groupby(task, sort=False)}
+    labels = []
+    for i, row in table.iterrows():
+        parts = [row[k] for k in ("task", "param_op") if k in keys]
+        parts += [f"{k.removeprefix('param_')}={row[k]}" for k in others
+                  if k in varies[task[i]] and row[k] != ""]
+        parts += [row[k] for k in ("unit", "framework") if k in keys]
+        labels.append(" ".join(v for v in parts if v))
+    return pd.Series(labels, index=table.index)
 
 
 def _compare(a: pd.DataFrame, b: pd.DataFrame, keys: list[str], names: tuple[str, str],
