@@ -289,3 +289,42 @@ def scoreboard(cells: pd.DataFrame) -> bytes | None:
             ax.tick_params(axis="y", labelrotation=0)
             ax.grid(False)
         return _png(fig)
+
+
+def range_pairs(df: pd.DataFrame) -> bytes | None:
+    """[Primer]'s figure: success rate as a heatmap, units down, interpolation ranges
+    across (in increasing order), one panel per op and framework. df: the static task's
+    records with more than one interpolation range."""
+    col = "param_interpolation_range"
+    if df.empty or col not in df or df[col].nunique() < 2:
+        return None
+    runs = df[df["status"].isin(("ok", "diverged"))].assign(
+        won=lambda d: d["success"].astype("boolean").fillna(False).astype(float))
+    if runs.empty:
+        return None
+    ranges = sorted(runs[col].unique(), key=lambda r: frame.spans(r)[0] if frame.spans(r)
+                    else (0.0, 0.0))
+    panels = [(op, fw) for op in _ops(runs) for fw in sorted(runs["framework"].unique())]
+    units = sorted(runs["unit"].unique())
+    left = 0.3 + 0.09 * max(map(len, units))
+    width = left + 0.3 + 0.62 * len(ranges)
+    height = 0.32 * len(units) + 1.0
+    cmap = sns.color_palette("viridis", as_cmap=True)
+    with _figure(*_wrap(len(panels), width), width=width, height=height, left=left,
+                 bottom=0.6) as (fig, axes):
+        _spare(axes, len(panels))
+        for ax, (op, fw) in zip(axes.flat, panels):
+            rows = _rows_of(runs, op)
+            rows = rows[rows["framework"] == fw]
+            grid = rows.pivot_table(index="unit", columns=col, values="won",
+                                    aggfunc="mean").reindex(index=units, columns=ranges)
+            notes = grid.map(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}")
+            sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap=cmap, annot=notes, fmt="",
+                        annot_kws={"fontsize": 8}, cbar=False, linewidths=1,
+                        linecolor="white")
+            ax.set(title=f"{op}, {fw}", xlabel="interpolation range", ylabel="",
+                   facecolor="0.93")
+            ax.tick_params(axis="x", labelrotation=0, labelsize=6.5)
+            ax.tick_params(axis="y", labelrotation=0, labelsize=9)
+            ax.grid(False)
+        return _png(fig)

@@ -57,5 +57,9 @@ def section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> dict:
         "Extrapolation error against input magnitude: median MSE over seeds of the selected "
         "model on inputs U[c, c+w]; the training range is shaded",
         figures.magnitude(labelled(df, out["varying"])))
+    single = df[df["param_input_size"] == 2] if "param_input_size" in df else df.iloc[:0]
+    out["figures"] += figure(
+        "Success rate per unit and interpolation range ([Primer]'s single-module figures): "
+        "percent of seeds, one panel per op and framework", figures.range_pairs(single))
     out["fidelity"] = _fidelity(df)
     return out

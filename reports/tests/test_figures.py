@@ -104,3 +104,17 @@ def test_scoreboard_fits_the_page_and_stacks_panels():
     assert figures.scoreboard(board(3).iloc[0:0]) is None
     one = figures.scoreboard(board(2, frameworks=("torch",)))
     assert png_size(one)[0] < w1  # one panel, not two
+
+
+def test_range_pairs_heatmap_one_panel_per_op_and_framework():
+    rows = [{"unit": unit, "framework": fw, "param_op": op, "status": status,
+             "param_interpolation_range": rng, "success": success}
+            for unit in ("nau", "nalu") for fw in ("torch", "tf") for op in ("add", "mul")
+            for rng in ("[1,2]", "[-2,-1]", "[-2,2]")
+            for status, success in (("ok", True), ("ok", False), ("diverged", None))]
+    png = figures.range_pairs(pd.DataFrame(rows))
+    assert png.startswith(PNG)
+    one_range = pd.DataFrame([r for r in rows if r["param_interpolation_range"] == "[1,2]"])
+    assert figures.range_pairs(one_range) is None  # nothing to compare across ranges
+    errors_only = pd.DataFrame([{**r, "status": "error"} for r in rows])
+    assert figures.range_pairs(errors_only) is None
