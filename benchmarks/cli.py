@@ -261,8 +261,9 @@ def cmd_report(args) -> int:
     from reports import frame, html
 
     store_dir, out = Path(args.results), Path(args.output)
-    if not store_dir.is_dir():
-        raise UsageError(f"results directory {str(store_dir)!r} does not exist")
+    if not (store_dir.is_dir() or (store_dir.suffix == ".parquet" and store_dir.is_file())):
+        raise UsageError(f"results directory {str(store_dir)!r} does not exist (a saved "
+                         f"table: an existing results.parquet)")
     if out.is_dir():
         raise UsageError(f"-o {args.output!r} is a directory; name the HTML file to write, "
                          f"e.g. {str(out / 'report.html')!r}")
@@ -420,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--ops", default="add,mul", help="with --program: ops (default: add,mul)")
 
     report = sub.add_parser("report", help="write the HTML report of a results directory")
-    report.add_argument("results", help="results directory")
+    report.add_argument("results", help="results directory, or a results.parquet that report "
+                        "wrote (a published baseline)")
     report.add_argument("-o", "--output", default="report.html", help="HTML file to write")
 
     fetch = sub.add_parser(

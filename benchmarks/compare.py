@@ -53,9 +53,13 @@ def _read(directory: str | os.PathLike) -> pd.DataFrame:
     """The runs of a results directory that count: ok, diverged and error (a failure, so a
     change that makes a configuration crash is a drop); skipped runs never ran."""
     path = Path(directory)
-    if not path.is_dir():
-        raise CompareError(f"results directory {str(path)!r} does not exist")
-    df = frame.load(path)
+    if not (path.is_dir() or (path.suffix == ".parquet" and path.is_file())):
+        raise CompareError(f"results directory {str(path)!r} does not exist (a saved table: "
+                           f"an existing results.parquet, e.g. a published baseline)")
+    try:
+        df = frame.load(path)
+    except ValueError as err:  # a parquet file that is not a results table
+        raise CompareError(str(err)) from None
     for line in df.attrs.get("corrupt", []):  # unreadable or malformed: said, not compared
         print(f"left out: {line}", file=sys.stderr)
     if df.empty:

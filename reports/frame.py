@@ -75,8 +75,15 @@ def load(results_dir: str | os.PathLike) -> pd.DataFrame:
     return read(results_dir)[0]
 
 
+REQUIRED = ("id", "task", "unit", "framework", "seed", "status")  # of a saved table
+
+
 def read(results_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The tidy table and the curves from one pass over the files (reading is the slow part)."""
+    """The tidy table and the curves from one pass over the files (reading is the slow part).
+    A ``results.parquet`` that `save` wrote (a published baseline) reads as its table,
+    without curves."""
+    if Path(results_dir).suffix == ".parquet":
+        return read_table(results_dir), pd.DataFrame(columns=list(CURVE_COLUMNS))
     records, corrupt = _records(results_dir)
     df = frame(records)
     df.attrs["corrupt"] = corrupt
@@ -107,6 +114,20 @@ def _curves(records: list[dict]) -> pd.DataFrame:
 def spans(text) -> list[tuple[float, float]]:
     """The inverse of readable() for ranges: "[-6,-2]U[2,6]" -> [(-6, -2), (2, 6)]."""
     return [(float(lo), float(hi)) for lo, hi in _SPAN.findall(str(text))]
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A table `save` wrote; ValueError naming the file when it is not one."""
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read {str(path)!r} as a results table: {err}") from None
+    missing = [c for c in REQUIRED if c not in df]
+    if missing:
+        raise ValueError(f"{str(path)!r} is not a results table: no column(s) "
+                         f"{', '.join(missing)}")
+    df.attrs["corrupt"] = []
+    return df
 
 
 def save(df: pd.DataFrame, directory: str | os.PathLike) -> tuple[Path, Path]:

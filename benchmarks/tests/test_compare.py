@@ -188,3 +188,21 @@ def test_console_script_is_the_cli():
     module, _, name = scripts["arithbench"].partition(":")
     main = getattr(import_module(module), name)
     assert main is cli.main and main(["list"]) == 0
+
+
+def test_a_saved_table_compares_as_its_directory(dirs, tmp_path):
+    """A published baseline is the results.parquet `report` writes: compare reads it as
+    the directory it came from, and a file that is not such a table is bad input."""
+    from reports import frame
+
+    saved = frame.save(frame.load(dirs[1]), tmp_path / "published")[1]
+    from_table = compare.directories(dirs[0], saved)
+    from_dir = compare.directories(*dirs)
+    assert from_table.table.equals(from_dir.table)
+    assert list(from_table.worse["configuration"]) == ["static_arithmetic add nau torch"]
+    other = tmp_path / "other.parquet"
+    frame.save(frame.load(dirs[1]).drop(columns=["status"]), tmp_path / "x")[1].rename(other)
+    with pytest.raises(compare.CompareError, match="no column"):
+        compare.directories(dirs[0], other)
+    assert cli.main(["report", str(saved), "-o", str(tmp_path / "r.html")]) == 0
+    assert "nau" in (tmp_path / "r.html").read_text()
