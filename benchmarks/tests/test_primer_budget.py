@@ -29,7 +29,12 @@ def test_full_matrix_counts_and_learning_rates():
     specs = _expand(seeds=range(25), frameworks=("torch", "tf"))
     groups = suite.groups(specs)
     per_fw = sum(len(units) for units in PRIMER_MATRIX.values()) * len(PRIMER_RANGES)
-    assert len(groups) == 2 * per_fw and len(specs) == 2 * per_fw * 25
+    assert len(specs) == 2 * per_fw * 25
+    # one program per unit and framework, across its ops and the nine range pairs
+    ops = collections.Counter(u for units in PRIMER_MATRIX.values() for u in units)
+    assert sorted((g[0].unit, g[0].framework, len(g)) for g in groups) == sorted(
+        (unit, fw, n * len(PRIMER_RANGES) * 25) for unit, n in ops.items()
+        for fw in ("torch", "tf"))
     assert all(s.params["input_size"] == 2 and s.steps == 50_000 for s in specs)
     lrs = {s.unit: s.lr for s in specs}
     assert lrs.pop("npu") == lrs.pop("realnpu") == 5e-3  # [NPU]'s own lr
