@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tasks
-from benchmarks import cli, runner, suite
+from benchmarks import cli, records, runner, suite
 from benchmarks.store import Store
 from models import reference, registry
 from tasks.static_arithmetic import OPS
@@ -64,7 +64,7 @@ def test_record_paths_cannot_escape(tmp_path, bad):
 
 def _stub_group(group, progress=None):
     """No training: the property test is about parsing and validation, not learning."""
-    return [runner._record(s, "skipped", "stub") for s in group]
+    return [records.build(s, "skipped", "stub") for s in group]
 
 
 def _csv(names):

@@ -21,7 +21,7 @@ HOSTILE = "<script>alert(1)</script> tensorflow is not installed"
 
 def record(status="ok", seed=0, unit="nau-nmu", framework="torch", op="add", reason="",
            params=None, spec=None, **metrics) -> dict:
-    """A record as runner._record builds it; metrics and curve only for finished runs.
+    """A record as benchmarks.records.build builds it; metrics and curve only for finished runs.
     params and spec replace entries of PARAMS and SPEC."""
     spec = RunSpec.make({**PARAMS, "op": op, **(params or {})}, unit=unit, framework=framework,
                         seed=seed, **{**SPEC, **(spec or {})})
