@@ -34,21 +34,23 @@ def evaluation_groups(tasks_, instances) -> dict[str, list[tuple[np.ndarray, np.
                                                                   np.ndarray]]]:
     """Per evaluation set, (x, replicas, their targets) for each distinct input set x:
     replicas whose tasks draw the same inputs (every op of a range pair) share them."""
-    inputs = {id(t): t.eval_inputs() for t in {id(t): t for t in tasks_}.values()}
+    distinct = {id(t): t for t in tasks_}
+    inputs = {key: t.eval_inputs() for key, t in distinct.items()}
     out: dict[str, list] = {}
     for name in inputs[id(tasks_[0])]:
-        groups: list[tuple[np.ndarray, list[int]]] = []
-        for r, t in enumerate(tasks_):
-            x = inputs[id(t)][name]
-            for gx, rows in groups:
-                if gx is x or np.array_equal(gx, x):
-                    rows.append(r)
-                    break
-            else:
-                groups.append((x, [r]))
-        out[name] = [(x, np.array(rows), np.stack([
-            tasks_[r].targets(instances[r], x.astype(np.float64)) for r in rows]))
-            for x, rows in groups]
+        sets: list[np.ndarray] = []  # the distinct input sets; each task's index into them
+        which = {}
+        for key in distinct:
+            x = inputs[key][name]
+            which[key] = next((i for i, seen in enumerate(sets) if np.array_equal(seen, x)),
+                              len(sets))
+            if which[key] == len(sets):
+                sets.append(x)
+        out[name] = []
+        for i, x in enumerate(sets):
+            rows = [r for r, t in enumerate(tasks_) if which[id(t)] == i]
+            out[name].append((x, np.array(rows), np.stack([
+                tasks_[r].targets(instances[r], x.astype(np.float64)) for r in rows])))
     return out
 
 
