@@ -126,8 +126,21 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{str(path)!r} is not a results table: no column(s) "
                          f"{', '.join(missing)}")
+    for col in df.select_dtypes(include="object").columns:  # Arrow: lists come back as arrays
+        df[col] = df[col].map(_as_json)
     df.attrs["corrupt"] = []
     return df
+
+
+def _as_json(value):
+    """A value read back from Parquet as the record held it: lists, not arrays."""
+    if isinstance(value, np.ndarray):
+        return [_as_json(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_json(v) for v in value]
+    return value
 
 
 def save(df: pd.DataFrame, directory: str | os.PathLike) -> tuple[Path, Path]:

@@ -83,3 +83,22 @@ def test_load_benchmark_json(tmp_path):
                                 "framework", "unit"]
     assert df["mean"].tolist() == [0.5, 0.7] and df.loc[1, "unit"] == "nau"
     assert pd.isna(df.loc[1, "framework"])
+
+
+def test_a_saved_table_reads_back_as_its_records_hold_it(tmp_path):
+    """results.parquet (a published baseline) reads back with lists, not Arrow's arrays,
+    and draws the same report as the directory it came from."""
+    from reports import html
+    from reports.tests.conftest import report_records, write
+
+    records = report_records()
+    df = frame.load(write(records, tmp_path / "runs"))
+    saved = frame.save(df, tmp_path / "saved")[1]
+    table, curves = frame.read(saved)
+    assert curves.empty and len(table) == len(df)
+    curve = table.loc[table["magnitude_curve"].notna(), "magnitude_curve"].iloc[0]
+    assert isinstance(curve["mse"], list) and curve["start"] == [1.0, 3.0, 5.0, 7.0]
+    assert html.render(table, tmp_path / "r.html", curves=curves).exists()
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match="cannot read"):
+        frame.read(tmp_path / "bad.parquet")
