@@ -158,7 +158,7 @@ class ReplicaBatches:
     ``tasks`` is one task for all replicas or one per replica (a program across ops and
     range pairs). Where every task makes its inputs from uniform draws
     (`Task.train_inputs_from`), a seed's draws are made once and each of its replicas maps
-    them: the numbers of drawing per replica, at the cost of one draw per seed. The
+    them: the numbers each replica would draw, at the cost of one draw per seed. The
     returned arrays live in two alternating buffers (fresh 30 MB arrays every chunk cost as
     much in page faults as drawing the numbers): a chunk stays valid until the call after
     next, which is all the one-ahead prefetch of `models.engine.fit` needs.
