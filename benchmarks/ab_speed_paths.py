@@ -1,13 +1,12 @@
 """In-process interleaved A/B of the torch static trainer's speed paths (docs/performance.md).
 
-``python -m benchmarks.ab_speed_paths MODEL ARMS PAIRS STEPS [common]``, e.g.
-``python -m benchmarks.ab_speed_paths nalu A,public_adam,no_shortcuts 5 1500 common``:
-trains 64 seeds of MODEL on the throughput protocol once per arm and pair, in alternating
-order, and sums the main thread's CPU time in ``Trainer._train`` (the data thread and
-other processes excluded, so a loaded machine disturbs it less than wall time). Arms:
-``A`` (the trainer as it is), ``public_adam`` (``torch.optim.Adam(fused=True)`` instead of
-``ReplicaAdam``), ``no_shortcuts`` (autograd's loss and engine instead of the by-hand nalu
-step and the MSE gradient). A speed path stays where its arm costs 10% or more.
+``python -m benchmarks.ab_speed_paths MODEL ARMS PAIRS STEPS [common]``: trains 64 seeds
+of MODEL on the throughput protocol once per arm and pair, in alternating order, and sums
+the main thread's CPU time in ``Trainer._train`` (the data thread and other processes
+excluded, so a loaded machine disturbs it less than wall time). Arms: ``A`` (the trainer
+as it is), ``public_adam`` (``torch.optim.Adam(fused=True)`` instead of ``ReplicaAdam``),
+``no_shortcuts`` (autograd's loss and engine instead of the by-hand nalu step and the MSE
+gradient). The rule a path must pass, and what it measured: docs/performance.md.
 """
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ def environment(framework: str) -> dict:
 
 
 @functools.cache
-def _environment(framework: str) -> dict:  # reading package metadata: ms per record
+def _environment(framework: str) -> dict:  # package metadata is slow to read per record
     return {
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      framework: _version(_PACKAGES.get(framework, ()))},

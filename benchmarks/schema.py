@@ -245,8 +245,8 @@ def check(record, name: str | None = None, parsed: bool = False) -> None:
 
 
 def spec_id_of(record: dict) -> str:
-    """``RunSpec.from_dict(record).id`` without `dataclasses.asdict`'s deep copies (a third of
-    the time of reading a record); equal by construction and by test."""
+    """``RunSpec.from_dict(record).id`` without `dataclasses.asdict`'s deep copies, the
+    costly part of reading a record; equal by construction and by test."""
     spec = RunSpec.from_dict(record)
     canonical = {f: getattr(spec, f) for f in RunSpec.__dataclass_fields__}
     canonical["task_params"] = spec.params

@@ -115,8 +115,8 @@ class DigitSequences(Task):
     @classmethod
     def defaults(cls, grid, budget):
         """The quick budget's matrix reads MNIST, when this machine has it, downsampled to
-        8x8 (side=8): the 28x28 CNN would take the quick command past its 15 minutes (one
-        28x28 configuration takes as long as the whole 8x8 matrix). --param side=28 or
+        8x8 (side=8): the 28x28 CNN would take the quick command past its 15 minutes
+        (docs/failures.md has the measurement). --param side=28 or
         --units keep the full images; smoke and paper read them as they are."""
         wants_mnist = grid.get("source", ["auto"])[0] != "sklearn"
         if budget == "quick" and "side" not in grid and wants_mnist \
