@@ -194,13 +194,18 @@ class StaticArithmetic(Task):
         return None if value is None else Reinit(*value)
 
     def footprint(self, batch_size, replicas):
-        """Evaluation sets (float32, and a float64 copy for the success bar), training
-        batches (two buffers and their logs), weights with gradients and Adam's moments."""
+        """Evaluation sets (float32, and a float64 copy for the success bar), each
+        replica's evaluation targets (and, in a program across range pairs, its own copy
+        of the inputs), training batches (two buffers and their logs), weights with
+        gradients and Adam's moments."""
         p, n = self.params, self.params["input_size"]
         step = replicas * batch_size * n * 4
         return {
             f"evaluation sets (eval_size={p['eval_size']} x input_size={n})":
                 16.0 * p["eval_size"] * n,
+            f"evaluation targets per replica, and inputs in a program across range pairs "
+            f"({replicas} x eval_size={p['eval_size']}, two sets; an upper bound)":
+                2.0 * replicas * p["eval_size"] * (16 + 4 * n),
             f"training batches ({replicas} seed(s) x batch {batch_size} x input_size={n})":
                 4.0 * max(step, 32 << 20),
             f"weights ({replicas} seed(s) x input_size={n} x hidden_size={p['hidden_size']})":

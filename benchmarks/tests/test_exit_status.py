@@ -74,8 +74,12 @@ def test_bad_input_exit_2_one_line_nothing_written(tmp_path, capsys, args, named
     assert time.perf_counter() - start < 20  # refused before any work, not after
 
 
-def test_truncated_mnist_file_exit_2_names_it(tmp_path, capsys, truncated_mnist):
+def test_truncated_mnist_file_exit_2_names_it(tmp_path, capsys, truncated_mnist, monkeypatch):
     directory, name = truncated_mnist
+    # --mnist-dir exports $ARITHBENCH_MNIST in this process: undone after the test, so the
+    # truncated files do not reach later tests' subprocesses
+    monkeypatch.setenv("ARITHBENCH_MNIST", str(directory))
+    monkeypatch.delenv("ARITHBENCH_MNIST")
     code, _, err = run(capsys, "run", "--tasks", "mnist_counting", "--units", "lstm",
                        "--frameworks", "torch", "--budget", "smoke", "--mnist-dir",
                        str(directory), "--results", str(tmp_path / "r"))

@@ -70,3 +70,15 @@ def test_other_budgets_unchanged():
     task.check_model("nmu")
     task.check_model("nmu-nmu")
     StaticArithmetic().check_model("nau-nmu")  # two layers are fine on the two-layer network
+
+
+def test_memory_preflight_takes_the_primer_run_and_refuses_a_program_too_big(capsys):
+    """Each program's estimate spans all its replicas: the full primer matrix fits this
+    machine's limit, a throughput program of 10,000 seeds x 4 ops x 9 pairs does not."""
+    from benchmarks import cli
+
+    cli._preflight(_expand(seeds=range(25), frameworks=("torch", "tf")), 1024)  # no raise
+    code = cli.main(["throughput", "--program", "--seeds", "10000", "--steps", "10",
+                     "--ops", "add,sub,mul,div"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "360000 x eval_size" in err[0], err
