@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import tasks
 from benchmarks.records import RunSpec
-from models import reference, registry
+from models import primer, registry
 
 
 @dataclass(frozen=True)
@@ -19,15 +19,14 @@ class Budget:
     description: str
     batch_size: int = 128
     lr: float = 1e-3
-    unit_lr: bool = False  # a unit whose paper trains it at its own lr uses it (UnitSpec.lr)
+    unit_lr: bool = False  # each unit at the lr [Primer] trains it at (models.primer.lr)
     tasks: tuple[str, ...] | None = None  # the tasks it is defined for (None: every task)
     matrix: bool = False  # Task.defaults' parameter matrix holds when --units are given too
 
     def lr_for(self, model: str) -> float:
         """The learning rate of a model at this budget (the last layer's own lr wins)."""
         if self.unit_lr:
-            own = [reference.UNITS[u].lr for u in registry.parse_model(model)
-                   if reference.UNITS[u].lr is not None]
+            own = [primer.lr(u) for u in registry.parse_model(model) if primer.lr(u) is not None]
             if own:
                 return own[-1]
         return self.lr
@@ -52,9 +51,10 @@ BUDGETS = {
                lr=5e-3),
         Budget("paper", PAPER_STEPS, 1_000, 100, "the published protocol [NAU]: 5e6 steps, "
                "100 seeds"),
-        Budget("primer", 50_000, 1_000, 25, "[Primer]'s single-module benchmark: every "
-               "arithmetic unit on input size 2, nine range pairs, add/sub/mul/div, 25 seeds, "
-               "Adam lr 1e-3 (NPU, RealNPU 5e-3); static_arithmetic only", unit_lr=True,
+        Budget("primer", 50_000, 1_000, 25, "[Primer]'s single-module benchmark as its code "
+               "runs it: the units it compares on input size 2, nine range pairs, "
+               "add/sub/mul/div, 25 seeds, each unit's settings (models/primer.py); "
+               "static_arithmetic only", unit_lr=True,
                tasks=("static_arithmetic",), matrix=True),
     )
 }

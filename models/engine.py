@@ -18,8 +18,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from models import reference
-from tasks.base import Reinit
+from models import primer, reference
+from tasks.base import PrimerReinit, Reinit
 
 FIRST_CHUNK_DIVISOR = 16  # the static task's first chunk is this much shorter than the others
 
@@ -30,11 +30,13 @@ class Trainer(Protocol):
 
     Optional, looked up by `fit`: ``prepare(**chunk) -> dict`` turns a drawn chunk into what
     ``train`` takes (run on the data thread), ``reserve(steps)`` tells a compiled step loop
-    the longest chunk before the first, ``reinit(mask, layers)`` gives the replicas in
-    ``mask`` new parameters and zero Adam moments (`Reinit`)."""
+    the longest chunk before the first, ``reinit(mask, layers, keep_moments=False)`` gives
+    the replicas in ``mask`` new parameters and, unless kept, zero Adam moments
+    (`Reinit`)."""
 
     def train(self, *, lams: np.ndarray, **chunk) -> None:
-        """len(lams) optimiser steps on one chunk; lams (T, layers): regulariser weights."""
+        """len(lams) optimiser steps on one chunk; lams: regulariser weights, (T, layers)
+        or per replica (T, R, layers)."""
 
     def params(self) -> Any:
         """The parameters, numpy arrays with the replica axis first."""
@@ -49,7 +51,8 @@ class TrainConfig:
     schedule_scale: float = 1.0  # regulariser schedules are given in paper steps
     chunk_bytes: int = 32 << 20  # most input data generated at once
     eval_chunk: int = 2000  # samples evaluated at once (bounded memory for many replicas)
-    reinit: Reinit | None = None  # re-initialise stalled replicas (off: the default)
+    # re-initialise stalled replicas (off: the default): the suite's rule, or [Primer]'s
+    reinit: Reinit | PrimerReinit | None = None
 
     @classmethod
     def of(cls, spec, **overrides) -> TrainConfig:
@@ -193,9 +196,11 @@ def fit(trainer, units: list[str], batches: Callable[[int], dict],
 
     ``batches(T)`` draws T steps of data as ``trainer.train``'s keyword arguments;
     ``evaluate()`` gives, per evaluated quantity, the (R,) errors now: the first selects
-    the model (the lowest), and a non-finite one among ``watch`` (default: all) marks the
-    replica diverged; ``keep()`` is what a replica keeps at its selected evaluation
-    (default: ``trainer.params()``); ``lams(steps)`` the regulariser weights per step.
+    the model (the lowest, non-finite ones ignored), and a non-finite one among ``watch``
+    (default: all; ``()``: none, [Primer]'s rule) marks the replica diverged; ``keep()``
+    is what a replica keeps at its selected evaluation (default: ``trainer.params()``);
+    ``lams(steps)`` the regulariser weights per step, (T, layers) or (T, R, layers), read
+    after the evaluation before the chunk (so they may depend on it).
     ``stop_when_diverged``: training ends once every replica has diverged. With
     ``cfg.reinit``, ``fresh(replicas, attempts)`` gives per layer their new parameters
     (None: the layer keeps its weights) and ``extra["reinit_steps"]`` lists the steps at
@@ -216,8 +221,8 @@ def fit(trainer, units: list[str], batches: Callable[[int], dict],
         nonlocal best
         for name, value in evaluate().items():
             errors.setdefault(name, np.full((replicas, len(eval_steps)), np.nan))[:, e] = value
-        watched = [errors[n][:, e] for n in (watch or errors)]
-        bad = ~np.all(np.isfinite(watched), axis=0)
+        watched = [errors[n][:, e] for n in (errors if watch is None else watch)]
+        bad = ~np.all(np.isfinite(watched), axis=0) if watched else np.zeros(replicas, bool)
         diverged_at[bad & (diverged_at < 0)] = eval_steps[e]
         sel = errors[next(iter(errors))][:, e]
         improved = np.isfinite(sel) & (sel < best_err) & (diverged_at < 0)
@@ -228,13 +233,18 @@ def fit(trainer, units: list[str], batches: Callable[[int], dict],
         best_err[improved] = sel[improved]
         best_index[improved] = e
 
+    history = primer.History(cfg.reinit, replicas, eval_steps) \
+        if isinstance(cfg.reinit, PrimerReinit) else None
+
     def reinitialise(e: int) -> None:
         first = errors[next(iter(errors))]
-        mask = stalled(first, e, since, cfg.reinit) & (diverged_at < 0)
+        mask = (history.stalled(first[:, e], e) if history is not None
+                else stalled(first, e, since, cfg.reinit)) & (diverged_at < 0)
         if mask.any():
             which = np.flatnonzero(mask)
             attempts = np.array([len(reinit_steps[r]) + 1 for r in which])
-            trainer.reinit(mask, fresh(which, attempts))
+            trainer.reinit(mask, fresh(which, attempts),
+                           keep_moments=getattr(cfg.reinit, "keep_moments", False))
             since[mask] = e
             for r in which:
                 reinit_steps[r].append(int(eval_steps[e]))

@@ -26,7 +26,8 @@ Units compared in [Primer] (Mistry, Hare, Gerding 2022), defined further down:
   ``y = g (x W_a) + (1 - g) m s``. Regulariser ``sum_P mean(max(20 - |P|, 0))`` over
   W_hat_a, M_hat_a, W_hat_m, M_hat_m, g_hat. Its re-initialisation of a run whose loss
   stalls is an option of the static task's loop, off by default (``--param reinit=on``;
-  the rule: ``tasks.base.Reinit``). Not implemented: its gradient clipping.
+  the rule: ``tasks.base.Reinit``); its gradient clipping runs under protocol primer
+  (`models.primer`).
 - npu [NPU] (Heim, Pevny, Smidl 2020): relevance gate ``g = clip(g_hat, 0, 1)``
   per input, ``r = g (|x| + eps) + 1 - g``, ``k = pi g [x < 0]``;
   ``y = exp(log(r) W_re - k W_im) * cos(k W_re + log(r) W_im)`` (the real part of the
@@ -149,7 +150,6 @@ class UnitSpec:
     # per-replica penalty of the params; None with regularised=True is [NAU]'s sparsity
     # regulariser on ``weights``
     penalty: Callable | None = None
-    lr: float | None = None  # the learning rate its paper uses, where it differs (primer)
     # its paper re-initialises a stalled run: opts in to the loop's optional `Reinit`
     # (models/supervised.py; static_arithmetic's ``reinit`` parameter, off by default)
     reinit: bool = False
@@ -195,8 +195,8 @@ for _spec in (
 # Regulariser schedules (this suite's choices; the papers tie them to their own loops):
 # iNALU's penalty ramps 0 -> 10 over paper steps 1e6..2e6, the suite's NMU schedule
 # ([iNALU] applies it once the loss is small); NPU's L1 ramps 0 -> 1e-5 over the whole
-# run ([Primer] grows beta from 1e-7 to 1e-5). NPU and RealNPU train at lr 5e-3 at the
-# primer budget (`UnitSpec.lr`), as [Primer] runs them.
+# run. [Primer]'s own settings (lr, schedules, initialisation, clipping) are
+# `models.primer`'s, used by the static task's protocol primer.
 
 LN_PHI = float(np.log((1.0 + np.sqrt(5.0)) / 2.0))  # golden ratio phi: phi**z = exp(z ln phi)
 INALU_EPS = 1e-7  # log(max(|x|, eps)) [iNALU]
@@ -316,10 +316,10 @@ for _spec in (
              multiplicative=True, penalty=_inalu_penalty, reinit=True),
     UnitSpec("npu", "NPU", ("W_re", "W_im", "g"), _npu, _init_npu, _npu_weights,
              regularised=True, schedule=(1e-5, 0.0, 5e6), multiplicative=True,
-             penalty=_l1_penalty(("W_re", "W_im", "g")), lr=5e-3),
+             penalty=_l1_penalty(("W_re", "W_im", "g"))),
     UnitSpec("realnpu", "RealNPU", ("W_re", "g"), _realnpu, _init_realnpu,
              lambda p: p["W_re"], regularised=True, schedule=(1e-5, 0.0, 5e6),
-             multiplicative=True, penalty=_l1_penalty(("W_re", "g")), lr=5e-3),
+             multiplicative=True, penalty=_l1_penalty(("W_re", "g"))),
     UnitSpec("gnalu", "G-NALU", ("W_hat", "M_hat", "G"), _gnalu, _init_nalu, gnalu_weight,
              multiplicative=True),
 ):

@@ -65,9 +65,10 @@ def framework_module(framework: str, name: str):
     return importlib.import_module(f"models.{framework}.{name}")
 
 
-def init_params(unit: str, n_in: int, n_out: int, seeds) -> dict[str, np.ndarray]:
-    """Reference initialisation for each seed, stacked on a leading replica axis."""
-    per_seed = [reference.init(check_unit(unit), n_in, n_out, np.random.default_rng(s))
+def init_params(unit: str, n_in: int, n_out: int, seeds, init=None) -> dict[str, np.ndarray]:
+    """Reference initialisation (or ``init``, with its signature) for each seed, stacked on
+    a leading replica axis."""
+    per_seed = [(init or reference.init)(check_unit(unit), n_in, n_out, np.random.default_rng(s))
                 for s in seeds]
     return {k: np.stack([p[k] for p in per_seed]) for k in per_seed[0]}
 

@@ -1,7 +1,10 @@
 """The feed-forward tasks' loop (the static task): a stack of units trained on drawn
 batches, evaluated on fixed sets (the first, interpolation, selects the model), with the
 units' regulariser schedules and, for units that opt in, [iNALU]'s re-initialisation.
-The loop itself is `models.engine.fit`; the trainer is ``models/<fw>/train.Trainer``.
+Under a task's ``protocol`` "primer" the units train as [Primer]'s code trains them
+(`models.primer`: its schedules, initialisation, gradient clipping and re-initialisation,
+and no divergence rule). The loop itself is `models.engine.fit`; the trainer is
+``models/<fw>/train.Trainer``.
 """
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from models import engine, reference, registry
+from models import engine, primer, reference, registry
 from tasks.base import INIT_STREAM, ReplicaBatches
 
 
@@ -74,15 +77,22 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     seeds = [s.seed for s in specs]
     tasks_ = replica_tasks(task, specs)
     instances = [t.instance(s) for t, s in zip(tasks_, seeds)]
-    init = [(unit, registry.init_params(unit, n_in, n_out, [[s, INIT_STREAM, j] for s in seeds]))
+    as_primer = getattr(task, "protocol", None) == "primer"
+    settings = [primer.SETTINGS.get(unit, primer.Unit("")) if as_primer else None
+                for unit, _, _ in layers]
+    init_fn = primer.init if as_primer else None
+    init = [(unit, registry.init_params(unit, n_in, n_out, [[s, INIT_STREAM, j] for s in seeds],
+                                        init_fn))
             for j, (unit, n_in, n_out) in enumerate(layers)]
     eval_groups = evaluation_groups(tasks_, instances)
+    clip = next((u.clip_grad for u in settings if u and u.clip_grad is not None), None)
     trainer = registry.framework_module(first.framework, "train").Trainer(
-        init, lr=first.lr, device=first.device)
+        init, lr=first.lr, device=first.device, clip_grad=clip)
     cfg = engine.TrainConfig.of(first)
     # the re-initialisation applies to models with a unit that opts in (iNALU)
     rule = getattr(task, "reinit", None)
-    opted = any(reference.UNITS[unit].reinit for unit, _, _ in layers)
+    opted = any(u.reinit if as_primer else reference.UNITS[unit].reinit
+                for u, (unit, _, _) in zip(settings, layers))
     cfg = replace(cfg, eval_chunk=eval_chunk(layers, len(seeds), cfg.chunk_bytes),
                   reinit=rule if opted else None)
     batches = ReplicaBatches(tasks_, instances, seeds, first.batch_size, first.common_data)
@@ -93,16 +103,21 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     def fresh(which, attempts):
         """Attempt a's weights of replica r, layer j: rng [seed_r, INIT_STREAM, j, a]."""
         return [registry.init_params(unit, n_in_j, n_out_j, [[seeds[r], INIT_STREAM, j, a]
-                                                             for r, a in zip(which, attempts)])
-                if reference.UNITS[unit].reinit else None
-                for j, (unit, n_in_j, n_out_j) in enumerate(layers)]
+                                                             for r, a in zip(which, attempts)],
+                                     init_fn)
+                if (u.reinit if as_primer else reference.UNITS[unit].reinit) else None
+                for j, (u, (unit, n_in_j, n_out_j)) in enumerate(zip(settings, layers))]
 
     # One input set (a single configuration): shared by every replica. Several (range
     # pairs): each replica's own, stacked, so each runs on its own set only.
     eval_data = {name: (groups[0][0], groups[0][2], False) if len(groups) == 1 else
                  own_inputs(groups, len(seeds)) for name, groups in eval_groups.items()}
-    evaluate = lambda: {name: trainer.errors(x, y, chunk=cfg.eval_chunk, own=own)  # noqa: E731
-                        for name, (x, y, own) in eval_data.items()}
+    latest: dict[str, np.ndarray] = {}  # the last evaluation ([Primer]'s iNALU gate reads it)
+
+    def evaluate():
+        latest.update({name: trainer.errors(x, y, chunk=cfg.eval_chunk, own=own)
+                       for name, (x, y, own) in eval_data.items()})
+        return dict(latest)
 
     def own_sets(r: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Replica r's evaluation inputs and targets."""
@@ -111,11 +126,16 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
 
     units = [u for u, _, _ in layers]
     xs_ys = lambda n: dict(zip(("xs", "ys"), batches(n)))  # noqa: E731
-    result = engine.fit(trainer, units, xs_ys, evaluate, cfg, len(seeds),
-                        lams=lambda steps: engine.regulariser_weights(units, cfg, steps),
+    if as_primer:
+        ops = [t.params["op"] for t in tasks_]
+        lams = lambda steps: primer.weights(units, ops, steps,  # noqa: E731
+                                            latest.get(next(iter(eval_data))))
+    else:
+        lams = lambda steps: engine.regulariser_weights(units, cfg, steps)  # noqa: E731
+    result = engine.fit(trainer, units, xs_ys, evaluate, cfg, len(seeds), lams=lams,
                         chunk=engine.chunk_steps(cfg, bytes_per_step),
                         first_divisor=engine.FIRST_CHUNK_DIVISOR, progress=progress,
-                        fresh=fresh)
+                        fresh=fresh, watch=() if as_primer else None)
     metrics = lambda r: tasks_[r].metrics(result.seed(  # noqa: E731
         r, instance=instances[r], eval_sets=own_sets(r)))
     return engine.results(result, metrics), result.train_seconds

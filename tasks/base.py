@@ -52,6 +52,28 @@ class Reinit:
                              f"must be >= 0")
 
 
+@dataclass(frozen=True)
+class PrimerReinit:
+    """[Primer]'s re-initialisation of a stalled run (its loop, PY:683-700, defaults
+    PY:319-333; `models.primer`).
+
+    After every iteration the loop appends the last evaluated interpolation MSE to a list;
+    every ``interval``-th iteration, once the list holds more than ``stored`` entries, it
+    re-initialises the weights when the mean of the list's first half is at most the mean
+    plus the standard deviation of its second half, and that mean is above ``level``; the
+    list is then emptied and Adam's state kept. This suite's loop acts at evaluations: at
+    each one it plays the checks of the coming interval (their entries are known: the
+    value just evaluated) and re-initialises a replica whose check would fire there now,
+    up to one evaluation interval early; the list then restarts as [Primer]'s does, with
+    the entries after that check (`models.primer.History`). New weights come from
+    ``[seed, INIT_STREAM, layer, attempt]`` as with `Reinit`."""
+
+    interval: int = 10  # --reinit-epoch-interval
+    stored: int = 5000  # --reinit-max-stored-losses
+    level: float = 1.0  # --reinit-loss-thr
+    keep_moments: bool = True
+
+
 class TaskError(ValueError):
     """A bad task parameter; the message names the value and what is accepted."""
 

@@ -12,15 +12,30 @@ Success threshold (this suite's reading of [NAU]): the extrapolation MSE of the
 correct solution with every first-layer weight perturbed by eps = 1e-5, taking
 the worse of the two sign patterns (same sign on both subsets, or opposite), so
 that a-b and a+b each get a non-zero threshold.
+
+``protocol=primer`` (set by ``--budget primer``) runs the single-module variant as
+[Primer]'s code does: its per-unit training settings (`models.primer`), no divergence
+rule (the lowest interpolation MSE over every evaluation is selected, non-finite ones
+ignored) and its threshold (`primer_threshold`).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from tasks import limits
-from tasks.base import EVAL_SEED, TASK_STREAM, Reinit, Task, TaskError, map_ranges, sample_ranges
+from tasks.base import (
+    EVAL_SEED,
+    TASK_STREAM,
+    PrimerReinit,
+    Reinit,
+    Task,
+    TaskError,
+    map_ranges,
+    sample_ranges,
+)
 
 OPS = {
     "add": lambda a, b: a + b,
@@ -41,9 +56,9 @@ DEFAULT_MATRIX = {
 DEFAULT_MODELS = tuple(dict.fromkeys(m for ms in DEFAULT_MATRIX.values() for m in ms))
 
 # [Primer]'s single-module benchmark (`--budget primer`): its nine (interpolation,
-# extrapolation) range pairs, read from its public code (bmistry4/nalm-benchmark,
-# single_module.sh), and per op the arithmetic units that can represent the op, as
-# [Primer] compares them (any unit runs on any op with --units).
+# extrapolation) range pairs and per op the units it runs, read from its public code
+# (bmistry4/nalm-benchmark, lfs_batch_jobs/single_layer_task/benchmarking/
+# single_layer_benchmark.sh; any unit runs on any op with --units, nalu_sep included).
 PRIMER_RANGES = (
     ((-20.0, -10.0), (-40.0, -20.0)),
     ((-2.0, -1.0), (-6.0, -2.0)),
@@ -55,7 +70,7 @@ PRIMER_RANGES = (
     ((1.1, 1.2), (1.2, 6.0)),
     ((10.0, 20.0), (20.0, 40.0)),
 )
-_BOTH = ("nalu", "nalu_sep", "inalu", "gnalu")  # units with an additive and a multiplicative path
+_BOTH = ("nalu", "inalu", "gnalu")  # units with an additive and a multiplicative path
 PRIMER_MATRIX = {
     "add": ("nac", "nau", *_BOTH),
     "sub": ("nac", "nau", *_BOTH),
@@ -107,11 +122,15 @@ class StaticArithmetic(Task):
         # off (default; also false), on or true (tasks.base.Reinit's defaults), or
         # WINDOW,FACTOR,LEVEL; on, the spec holds (window, factor, level)
         "reinit": "off",
+        # suite (default: this suite's reading of [NAU]) or primer ([Primer]'s code: its
+        # training settings per unit, selection and threshold; input_size=2 only)
+        "protocol": "suite",
     }
     default_models = DEFAULT_MODELS
     # one network per model across ops and range pairs (models.supervised)
     program_params = ("op", "interpolation_range", "extrapolation_range")
-    omitted_when_off = ("reinit",)  # left out of specs while off (reports: reports/frame.py)
+    # left out of specs while off / default (reports: reports/frame.py)
+    omitted_when_off = ("reinit", "protocol")
 
     @classmethod
     def defaults(cls, grid, budget):
@@ -138,7 +157,8 @@ class StaticArithmetic(Task):
         out = []
         for op in grid.get("op", tuple(PRIMER_MATRIX)):
             for interpolation, extrapolation in pairs:
-                fixed = {"op": op, "input_size": 2, "interpolation_range": interpolation}
+                fixed = {"op": op, "input_size": 2, "interpolation_range": interpolation,
+                         "protocol": "primer"}
                 if "extrapolation_range" not in grid:
                     fixed["extrapolation_range"] = extrapolation
                 out.append((fixed, PRIMER_MATRIX.get(op, tuple(dict.fromkeys(
@@ -172,6 +192,17 @@ class StaticArithmetic(Task):
         p["reinit"] = parse_reinit(p["reinit"])
         if p["reinit"] is None:  # off: left out of the spec, so record ids stay as before
             del p["reinit"]
+        if p["protocol"] not in PROTOCOLS:
+            raise TaskError(f"unknown protocol {p['protocol']!r}; known: {', '.join(PROTOCOLS)}")
+        if p["protocol"] == "suite":  # the default: left out of the spec, as reinit
+            del p["protocol"]
+        elif p["input_size"] != 2 or p["op"] not in PRIMER_THRESHOLDS:
+            raise TaskError(f"protocol primer is [Primer]'s single-module benchmark: "
+                            f"input_size=2 and op one of {', '.join(PRIMER_THRESHOLDS)} "
+                            f"(got input_size={p['input_size']}, op={p['op']!r})")
+        elif "reinit" in p:
+            raise TaskError("protocol primer sets the re-initialisation itself "
+                            "(models/primer.py); leave reinit off")
         p["interpolation_range"] = parse_ranges(p["interpolation_range"], "interpolation_range")
         p["extrapolation_range"] = parse_ranges(p["extrapolation_range"], "extrapolation_range")
         if p["op"] in POSITIVE_OPS:
@@ -188,8 +219,15 @@ class StaticArithmetic(Task):
                                 f"{self.subset_size} overlapping by {self.overlap}")
 
     @property
+    def protocol(self) -> str:
+        return self.params.get("protocol", "suite")
+
+    @property
     def reinit(self):
-        """The loop's re-initialisation rule, or None when off (models.engine.fit)."""
+        """The loop's re-initialisation rule, or None when off (models.engine.fit);
+        [Primer]'s under protocol primer."""
+        if self.protocol == "primer":
+            return PrimerReinit()
         value = self.params.get("reinit")
         return None if value is None else Reinit(*value)
 
@@ -281,7 +319,11 @@ class StaticArithmetic(Task):
         return out
 
     def threshold(self, inst: Subsets, x: np.ndarray) -> float:
-        """MSE of the eps-perturbed correct solution on x (the success bar)."""
+        """MSE of the eps-perturbed correct solution on x (the success bar); under protocol
+        primer, [Primer]'s (`primer_threshold`)."""
+        if self.protocol == "primer":
+            return primer_threshold(self.params["op"], self.params["extrapolation_range"],
+                                    self.params["eps"])
         a, b = self.ab(inst, x)
         e = self.params["eps"] * np.asarray(x, dtype=np.float64).sum(-1)
         op = OPS[self.params["op"]]
@@ -315,8 +357,9 @@ class StaticArithmetic(Task):
         }
 
     def reinit_metrics(self, seed) -> dict:
-        """With --param reinit only (records without it are unchanged): how often and at
-        which steps the seed was re-initialised (never for units that do not opt in)."""
+        """With --param reinit or protocol primer only (records without are unchanged): how
+        often and at which steps the seed was re-initialised (never for units that do not
+        opt in)."""
         if self.reinit is None:
             return {}
         steps = seed.extra.get("reinit_steps", [])
@@ -346,6 +389,30 @@ class StaticArithmetic(Task):
                 err = float(np.mean((h - self.targets(seed.instance, x)) ** 2))
             mse.append(err if np.isfinite(err) else None)
         return {"start": starts.tolist(), "width": (high - low) / 4, "mse": mse}
+
+
+PROTOCOLS = ("suite", "primer")
+# [Primer]'s perturbed solutions (export/single_layer_task/benchmark/
+# generate_exp_thresholds.r:24-55): the success bar is their MSE against the exact one
+PRIMER_THRESHOLDS = {
+    "add": lambda x0, x1, eps: -eps * (np.abs(x0) + np.abs(x1)),
+    "sub": lambda x0, x1, eps: -eps * (np.abs(x0) + np.abs(x1)),
+    "mul": lambda x0, x1, eps: ((1 - eps) ** 2 - 1) * x0 * x1,
+    "div": lambda x0, x1, eps: ((1 - eps) / (1 + eps) - 1) * x0 / x1,
+}
+PRIMER_THRESHOLD_SAMPLES = 1_000_000  # as its script simulates them
+
+
+@functools.cache
+def primer_threshold(op: str, extrapolation_range: tuple, eps: float) -> float:
+    """[Primer]'s success bar: the MSE of its perturbed solution for ``op`` with ``eps``
+    over a fixed simulation of 10^6 input pairs from the extrapolation range (its script
+    simulates in R with seed 1234; here numpy's generator, seeded apart from the
+    evaluation sets, gives the same expectation to sampling precision, ~0.2%)."""
+    rng = np.random.default_rng([EVAL_SEED, 1234])
+    x = sample_ranges(rng, (PRIMER_THRESHOLD_SAMPLES, 2), extrapolation_range).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return float(np.mean(PRIMER_THRESHOLDS[op](x[:, 0], x[:, 1], eps) ** 2))
 
 
 def parse_reinit(value):

@@ -6,7 +6,7 @@ import collections
 import pytest
 
 from benchmarks import suite
-from models import reference
+from models import primer, reference
 from tasks.base import TaskError
 from tasks.static_arithmetic import PRIMER_MATRIX, PRIMER_RANGES, StaticArithmetic
 
@@ -21,8 +21,17 @@ def _expand(models=None, grid=None, seeds=(0,), frameworks=("torch",)):
 def test_the_budget_is_the_protocol():
     assert (PRIMER.steps, PRIMER.seeds, PRIMER.lr, PRIMER.batch_size) == (50_000, 25, 1e-3, 128)
     assert len(PRIMER_RANGES) == 9 and set(PRIMER_MATRIX) == {"add", "sub", "mul", "div"}
-    arithmetic = set(reference.UNITS) - {"linear", "relu", "relu6"}
-    assert set().union(*PRIMER_MATRIX.values()) == arithmetic  # every arithmetic unit
+    # the units [Primer]'s script runs, per op (SH), each with its settings (models.primer)
+    assert {op: set(units) for op, units in PRIMER_MATRIX.items()} == {
+        "add": {"nac", "nau", "nalu", "inalu", "gnalu"},
+        "sub": {"nac", "nau", "nalu", "inalu", "gnalu"},
+        "mul": {"nmu", "nacmul", "nalu", "npu", "realnpu", "inalu", "gnalu"},
+        "div": {"nacmul", "nalu", "npu", "realnpu", "inalu", "gnalu"}}
+    assert set().union(*PRIMER_MATRIX.values()) == set(primer.SETTINGS)
+    assert set(primer.SETTINGS) <= set(reference.UNITS)
+    specs = _expand()
+    assert {s.params["protocol"] for s in specs} == {"primer"}
+    assert len(specs) == 23 * 9  # 23 unit x op cells, nine range pairs
 
 
 def test_full_matrix_counts_and_learning_rates():

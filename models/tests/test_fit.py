@@ -120,6 +120,15 @@ def test_watch_limits_divergence_to_the_named_quantities():
     assert fit.diverged_at[0] == -1
 
 
+def test_watching_nothing_selects_past_non_finite_errors():
+    """[Primer]'s rule (``watch=()``): no replica is marked diverged; the lowest finite
+    interpolation error over every evaluation is selected."""
+    nan = np.nan
+    _, fit = _scripted([[5.0, 5.0], [nan, 6.0], [2.0, np.inf], [3.0, 0.7]], watch=())
+    np.testing.assert_array_equal(fit.diverged_at, [-1, -1])
+    np.testing.assert_array_equal(fit.best_index, [2, 3])
+
+
 @pytest.mark.parametrize("stop", [False, True])
 def test_stop_when_every_replica_has_diverged(stop):
     trainer, fit = _scripted([[1.0], [np.nan], [1.0], [1.0]], stop_when_diverged=stop)

@@ -15,14 +15,15 @@ TINY = suite.Budget("tiny", steps=300, eval_interval=100, seeds=2, description="
 PAIRS = (((1.0, 2.0), (2.0, 6.0)), ((-2.0, 2.0), ((-6.0, -2.0), (2.0, 6.0))))
 
 
-def _specs(framework, unit, ops=("add", "mul"), seeds=(0, 1)):
+def _specs(framework, unit, ops=("add", "mul"), seeds=(0, 1), protocol="suite"):
     out = []
     for op in ops:
         for interpolation, extrapolation in PAIRS:
             out += suite.expand(["static_arithmetic"], [unit], [framework], list(seeds), TINY,
                                 {"op": [op], "input_size": [2], "eval_size": [400],
                                  "interpolation_range": [interpolation],
-                                 "extrapolation_range": [extrapolation]})
+                                 "extrapolation_range": [extrapolation],
+                                 "protocol": [protocol]})
     return out
 
 
@@ -45,9 +46,13 @@ def test_one_program_per_model_across_ops_and_range_pairs():
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("unit", ["nau", "nmu", "nalu"])
-def test_a_record_from_a_program_is_the_record_of_its_spec_alone(framework, unit):
-    specs = _specs(framework, unit)
+@pytest.mark.parametrize("unit,ops,protocol", [
+    ("nau", ("add", "mul"), "suite"), ("nmu", ("add", "mul"), "suite"),
+    ("nalu", ("add", "mul"), "suite"),
+    # [Primer]'s settings: per-op L1 weights (per replica in one program), clipping
+    ("npu", ("mul", "div"), "primer"), ("inalu", ("add", "div"), "primer")])
+def test_a_record_from_a_program_is_the_record_of_its_spec_alone(framework, unit, ops, protocol):
+    specs = _specs(framework, unit, ops, protocol=protocol)
     [program] = suite.groups(specs)
     together = {r["id"]: r for r in runner.run_group(program)}
     alone = {}

@@ -101,9 +101,9 @@ def test_forced_stall_draws_the_next_attempt(framework, monkeypatch):
     calls = []
     original = trainer_cls.reinit
 
-    def spy(self, mask, layers):
+    def spy(self, mask, layers, **kwargs):
         before = self.params()
-        original(self, mask, layers)
+        original(self, mask, layers, **kwargs)
         calls.append((mask.copy(), self.params(), before, layers))
 
     monkeypatch.setattr(trainer_cls, "reinit", spy)

@@ -46,8 +46,8 @@ def test_diverging_replica_leaves_the_others_alone(framework, monkeypatch):
     healthy = _records(framework, "linear", [0, 2])
     original = registry.init_params
 
-    def explosive(unit, n_in, n_out, seeds):
-        params = original(unit, n_in, n_out, seeds)
+    def explosive(unit, n_in, n_out, seeds, init=None):
+        params = original(unit, n_in, n_out, seeds, init)
         for r, key in enumerate(seeds):
             if key[0] == 1:  # seed 1: weights so large that the squared error overflows
                 params["W"][r] = 1e19

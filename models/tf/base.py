@@ -34,31 +34,38 @@ class TFTrainer:
     (what the gradient is taken of), ``self.opt`` and ``self._regularised`` (indices of the
     units with a regulariser)."""
 
+    clip_grad: float | None = None  # gradients clipped element-wise to +-clip_grad
+
     def __init__(self, device: str = "cpu"):
         self.device = device_name(device)
 
     def _mse_step(self, forward, y, lam) -> None:
         """One Adam step on the per-replica MSE of ``forward()`` against y, plus each
         regularised unit's penalty times its lambda, summed over replicas (so each replica's
-        gradient is its own); then the units' projections. lam = 0 adds exactly nothing,
-        as torch's skip of an inactive regulariser."""
+        gradient is its own); then the units' projections. lam (layers,) or per replica
+        (R, layers); lam = 0 adds exactly nothing, as torch's skip of an inactive
+        regulariser."""
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(forward() - y), axis=[-2, -1])
             for j in self._regularised:
-                loss = loss + lam[j] * self.net.units[j].regulariser()
+                loss = loss + lam[..., j] * self.net.units[j].regulariser()
             total = tf.reduce_sum(loss)
         grads = tape.gradient(total, self.vars)
+        if self.clip_grad is not None:
+            grads = [tf.clip_by_value(g, -self.clip_grad, self.clip_grad) for g in grads]
         self.opt.apply_gradients(zip(grads, self.net.trainable_variables))
         self.net.project_()
 
     def params(self) -> list[dict[str, np.ndarray]]:
         return [u.get_params() for u in self.net.units]
 
-    def reinit(self, mask: np.ndarray, layers: list[dict[str, np.ndarray] | None]) -> None:
+    def reinit(self, mask: np.ndarray, layers: list[dict[str, np.ndarray] | None],
+               keep_moments: bool = False) -> None:
         """Give the replicas in ``mask`` (R,) the parameters ``layers`` (per layer, arrays
         with one row per selected replica; None keeps the layer) and zero their Adam
-        moments; other replicas are untouched. Adam's step count (``iterations``) is shared
-        by all replicas, so it goes on (`tasks.base.Reinit`)."""
+        moments unless ``keep_moments`` ([Primer]'s loop keeps them); other replicas are
+        untouched. Adam's step count (``iterations``) is shared by all replicas, so it goes
+        on (`tasks.base.Reinit`)."""
         mask = np.asarray(mask, dtype=bool)
         with tf.device(self.device):
             for unit, new in zip(self.net.units, layers):
@@ -67,6 +74,8 @@ class TFTrainer:
                     data = var.numpy()
                     data[mask] = np.asarray(value, dtype=np.float32)
                     var.assign(data)
+                    if keep_moments:
+                        continue
                     i = self.opt._get_variable_index(var)
                     for slots in (self.opt._momentums, self.opt._velocities):
                         moment = slots[i].numpy()

@@ -18,15 +18,17 @@ class Trainer(TFTrainer):
     ``jit_compile`` (default) XLA fuses it (`CompiledSteps`: compiled once per trainer)."""
 
     def __init__(self, layers: list[tuple[str, dict[str, np.ndarray]]], lr: float,
-                 device: str = "cpu", jit_compile: bool = True):
+                 device: str = "cpu", jit_compile: bool = True, clip_grad: float | None = None):
         super().__init__(device)
+        self.clip_grad = clip_grad
+        self.replicas = len(next(iter(layers[0][1].values())))
         with tf.device(self.device):
             self.net = Stack(layers)
             self.vars = [v.value for v in self.net.trainable_variables]
             self.opt = adam(lr, self.net.trainable_variables)
         self._regularised = [j for j, u in enumerate(self.net.units) if u.spec.regularised]
         self._train = CompiledSteps(self._step, [_SEQ, _SEQ, tf.TensorSpec(
-            [None, None], tf.float32)], jit_compile=jit_compile)
+            [None, None, None], tf.float32)], jit_compile=jit_compile)
         self._forward = tf.function(self.net.call, input_signature=[
             tf.TensorSpec([None, None], tf.float32)], autograph=False, jit_compile=jit_compile)
         self._forward_own = tf.function(self.net.call, input_signature=[
@@ -49,7 +51,10 @@ class Trainer(TFTrainer):
         return {"xs": xs_t, "ys": ys_t, "steps": xs.shape[0]}
 
     def train(self, xs, ys, lams: np.ndarray, steps: int | None = None) -> None:
-        """``steps`` of the chunk (xs, ys), numpy arrays or `prepare`'s padded tensors."""
+        """``steps`` of the chunk (xs, ys), numpy arrays or `prepare`'s padded tensors;
+        lams (T, layers) or per replica (T, R, layers)."""
+        if lams.ndim == 2:  # one signature: the loop always takes per-replica weights
+            lams = np.broadcast_to(lams[:, None, :], (len(lams), self.replicas, lams.shape[1]))
         with tf.device(self.device):
             self._train(xs, ys, lams, steps=steps)
 

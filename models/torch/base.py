@@ -57,16 +57,18 @@ class TorchTrainer:
         return [layer.get_params() for layer in self.layers]
 
     @torch.no_grad()
-    def reinit(self, mask: np.ndarray, layers: list[dict[str, np.ndarray] | None]) -> None:
+    def reinit(self, mask: np.ndarray, layers: list[dict[str, np.ndarray] | None],
+               keep_moments: bool = False) -> None:
         """Give the replicas in ``mask`` (R,) the parameters ``layers`` (per layer, arrays
         with one row per selected replica; None keeps the layer) and zero their Adam
-        moments; other replicas are untouched. Adam's step count is one per tensor, shared
-        by all replicas, so it goes on (`tasks.base.Reinit`)."""
+        moments unless ``keep_moments`` ([Primer]'s loop keeps them); other replicas are
+        untouched. Adam's step count is one per tensor, shared by all replicas, so it goes
+        on (`tasks.base.Reinit`)."""
         idx = torch.as_tensor(np.flatnonzero(mask), device=self.device)
         for layer, new in zip(self.layers, layers):
             for k, value in (new or {}).items():
                 p = getattr(layer, k)
                 p[idx] = self.tensor(value)
-                for moment in ("exp_avg", "exp_avg_sq"):
+                for moment in () if keep_moments else ("exp_avg", "exp_avg_sq"):
                     if moment in self.opt.state.get(p, {}):
                         self.opt.state[p][moment][idx] = 0.0

@@ -108,8 +108,9 @@ class Trainer(TorchTrainer):
     replica's gradient is its own."""
 
     def __init__(self, layers: list[tuple[str, dict[str, np.ndarray]]], lr: float,
-                 device: str = "cpu", threads: int | None = 1):
+                 device: str = "cpu", threads: int | None = 1, clip_grad: float | None = None):
         super().__init__(device, threads)
+        self.clip_grad = clip_grad  # gradients clipped element-wise to +-clip_grad
         self.net = Stack(layers).to(self.device)
         self.layers = self.net.units
         self.opt = ReplicaAdam(self.net.parameters(), lr=lr)
@@ -142,20 +143,24 @@ class Trainer(TorchTrainer):
 
     def _train(self, xs, ys, lams, log_xs) -> None:
         regularised = [j for j, u in enumerate(self.net.units) if u.spec.regularised]
+        per_replica = self.tensor(lams) if lams.ndim == 3 else None  # (T, R, layers)
         for t in range(xs.shape[0]):
             x, log_x, y = xs[t], None if log_xs is None else log_xs[t], ys[t]
-            active = [j for j in regularised if lams[t, j] > 0]
+            active = [j for j in regularised if (lams[t, ..., j] > 0).any()]
             self.opt.zero_grad(set_to_none=True)
             if active:
                 loss = ((self.net(x, log_x) - y) ** 2).mean(dim=(-2, -1))
                 for j in active:
-                    loss = loss + float(lams[t, j]) * self.net.units[j].regulariser()
+                    lam = float(lams[t, j]) if per_replica is None else per_replica[t, :, j]
+                    loss = loss + lam * self.net.units[j].regulariser()
                 loss.sum().backward()
             elif self._by_hand:
                 self._step_by_hand(x, log_x, y)
             else:
                 pred = self.net(x, log_x)
                 pred.backward((pred.detach() - y) * mse_grad_scale(pred))
+            if self.clip_grad is not None:
+                torch.nn.utils.clip_grad_value_(self.net.parameters(), self.clip_grad)
             self.opt.step()
             self.net.project_()
 

@@ -102,6 +102,39 @@ def test_threshold_is_the_eps_perturbed_solution():
     assert 0 < StaticArithmetic(op="add").threshold(inst, x) < 1e-3
 
 
+@pytest.mark.parametrize("op,extrapolation,published", [
+    # [Primer]'s formula at eps 1e-5 on 10^6 samples (docs/primer-protocol.md's table)
+    ("add", (-40, -20), 3.67e-07), ("sub", (20, 40), 3.67e-07), ("mul", (-40, -20), 3.48e-04),
+    ("mul", ((-6, -2), (2, 6)), 1.20e-07), ("div", (0.2, 2.0), 1.48e-09),
+    ("div", (1.2, 6), 8.25e-10)])
+def test_primer_threshold_is_its_perturbed_solution(op, extrapolation, published):
+    task = StaticArithmetic(input_size=2, op=op, extrapolation_range=extrapolation,
+                            protocol="primer")
+    x = task.eval_inputs()["extrapolation"]
+    assert task.threshold(task.instance(0), x) == pytest.approx(published, rel=0.01)
+    suite = StaticArithmetic(input_size=2, op=op, extrapolation_range=extrapolation)
+    assert suite.threshold(suite.instance(0), x) > 2 * published  # the suite's is looser
+    if op in ("add", "sub"):  # closed form: eps^2 E[(|x0| + |x1|)^2], x0, x1 iid uniform
+        lo, hi = sorted(np.abs(extrapolation))
+        second, first = (lo * lo + lo * hi + hi * hi) / 3, (lo + hi) / 2
+        assert task.threshold(None, x) == pytest.approx(1e-10 * (2 * second + 2 * first ** 2),
+                                                       rel=0.005)
+
+
+def test_protocol_is_left_out_of_the_spec_by_default_and_checked():
+    assert "protocol" not in StaticArithmetic().params
+    assert StaticArithmetic().protocol == "suite"
+    assert StaticArithmetic(input_size=2, protocol="primer").params["protocol"] == "primer"
+    with pytest.raises(TaskError, match="unknown protocol 'nalu'; known: suite, primer"):
+        StaticArithmetic(protocol="nalu")
+    with pytest.raises(TaskError, match="input_size=2 and op one of add, sub, mul, div"):
+        StaticArithmetic(protocol="primer")
+    with pytest.raises(TaskError, match="op='squared'"):
+        StaticArithmetic(input_size=2, op="squared", protocol="primer")
+    with pytest.raises(TaskError, match="leave reinit off"):
+        StaticArithmetic(input_size=2, protocol="primer", reinit="on")
+
+
 def test_replica_streams_do_not_depend_on_the_group():
     task = StaticArithmetic(input_size=10)
     seeds = [0, 1, 2, 3]
