@@ -279,7 +279,8 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from benchmarks import compare
 
-    return compare.command(args.results, args.models, args.output, args.alpha)
+    return compare.command(args.results, args.models, args.output, args.alpha,
+                           against=args.against_baseline, units=args.units)
 
 
 def cmd_fetch(args) -> int:
@@ -439,19 +440,30 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a mirror to use instead of the public ones, repeatable")
 
     cmp = sub.add_parser(
-        "compare", help="did anything get significantly worse? two results directories, or "
-        "two models in one", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "compare", help="did anything get significantly worse? two results directories, "
+        "two models in one, or a new unit against a published baseline",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Per configuration: success rates of A and B with Fisher's exact test "
         "(Holm-corrected over the configurations compared), median extrapolation errors with "
-        "a Mann-Whitney test, and B's throughput over A's.",
-        epilog="exit status:\n  0  no configuration significantly worse in B\n  1  some "
-        "configuration's success rate dropped significantly (named on the last line)\n  2  "
-        "bad input, or nothing in common to compare")
+        "a Mann-Whitney test, and B's throughput over A's. With --against-baseline: each unit "
+        "of NEW against every unit of BASELINE, cell by cell (same task parameters, framework "
+        "and budget; the models differ).",
+        epilog="exit status:\n  0  no configuration significantly worse in B (always 0 with "
+        "--against-baseline)\n  1  some configuration's success rate dropped significantly "
+        "(named on the last line)\n  2  bad input, or nothing in common to compare (with "
+        "--against-baseline: the parameters that differ are named)")
     cmp.add_argument("results", nargs="+", metavar="DIR",
                      help="A B: two results directories (B is tested against A); one with "
-                     "--models")
+                     "--models; BASELINE NEW with --against-baseline")
     cmp.add_argument("--models", metavar="A,B", help="compare model B against model A on each "
                      "configuration of one directory that both ran, e.g. nau,nac")
+    cmp.add_argument("--against-baseline", action="store_true",
+                     help="BASELINE NEW: each unit of the new run against every unit of the "
+                     "baseline (e.g. reports/baselines/primer.parquet) on each cell both ran: "
+                     "success with 95%% Wilson intervals, Fisher's exact test Holm-corrected "
+                     "per pair of units, and a summary per baseline unit")
+    cmp.add_argument("--units", metavar="U[,U]", help="with --against-baseline: the units of "
+                     "NEW to compare (default: every unit NEW holds)")
     cmp.add_argument("-o", "--output", metavar="FILE", help="also write the table as HTML")
     cmp.add_argument("--alpha", type=float, default=0.05,
                      help="significance level after Holm's correction (default: 0.05)")

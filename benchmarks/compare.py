@@ -6,6 +6,9 @@ median extrapolation errors with a Mann-Whitney test (Holm-corrected the same wa
 B's training throughput over A's. ``--models a,b`` compares two models within one directory
 on each configuration both ran. B is compared against A: a significant drop in B's success
 rate is a regression (``asv continuous`` in spirit), which the CLI turns into exit status 1.
+``--against-baseline`` compares each unit of a new run with every unit of a baseline (e.g.
+the published ``reports/baselines/primer.parquet``), cell by cell: same task parameters,
+framework and training budget, different models.
 """
 from __future__ import annotations
 
@@ -26,6 +29,12 @@ ERROR = "extrapolation_mse"
 # CPU run can be compared with a GPU run of the same work.
 CONFIG = ("task", "unit", "framework", "budget", "steps", "batch_size", "lr", "eval_interval",
           "common_data")
+
+
+# A cell of --against-baseline: a configuration without its model (the models differ) and
+# without the learning rate (a unit may train at its own, `Budget.unit_lr`); the task
+# parameters (param_*) present on both sides are added.
+CELL = ("task", "framework", "budget", "steps", "batch_size", "eval_interval", "common_data")
 
 
 class CompareError(ValueError):
@@ -244,14 +253,214 @@ def write_html(cmp: Comparison, path: str | os.PathLike) -> Path:
         list(shown.columns), shown.values.tolist(), list(cmp.table["change"]))
 
 
+@dataclass
+class BaselineComparison:
+    """Each unit of NEW against each unit of the baseline on the cells both ran: one row per
+    (new unit, cell, baseline unit), Holm-corrected per pair of units."""
+
+    table: pd.DataFrame
+    baseline: str
+    new: str
+    alpha: float = ALPHA
+    matched_on: list[str] = field(default_factory=list)  # the key columns of a cell
+    unmatched: list[str] = field(default_factory=list)  # param columns of one side only
+    only_new: list[str] = field(default_factory=list)  # "unit: cell" with no baseline unit
+
+    def summary(self) -> pd.DataFrame:
+        """Per new unit and baseline unit: cells compared, and where the new unit is
+        significantly better, worse, or not distinguishable."""
+        t = self.table
+        out = (t.assign(_better=t["change"].eq(BETTER), _worse=t["change"].eq(WORSE))
+               .groupby(["unit", "baseline_unit"], sort=True)
+               .agg(cells=("configuration", "size"), better=("_better", "sum"),
+                    worse=("_worse", "sum"))
+               .reset_index())
+        out["same"] = out["cells"] - out["better"] - out["worse"]
+        return out
+
+
+def _wilson(k: int, n: int) -> str:
+    """k/n with its 95% Wilson interval: "20/25 80% [61%, 91%]"."""
+    low, high = stats.wilson(k, n)
+    return f"{_rate(k, n)} [{low:.0%}, {high:.0%}]"
+
+
+def _values(df: pd.DataFrame, key: str) -> str:
+    """The values a key takes, as shown in a message (at most four)."""
+    values = sorted(df[key].map(_key).unique())
+    return ", ".join(v or "(none)" for v in values[:4]) + (
+        f" and {len(values) - 4} more" if len(values) > 4 else "")
+
+
+def _no_cell_in_common(base: pd.DataFrame, new: pd.DataFrame, keys: list[str],
+                       names: tuple[str, str]) -> CompareError:
+    """Why no cell matches, by parameter: the keys whose values the two sides never share;
+    else NEW's values the baseline lacks; else that the values meet only apart."""
+    sets = {k: (set(new[k].map(_key)), set(base[k].map(_key))) for k in keys}
+    name = lambda k: k.removeprefix("param_")  # noqa: E731
+    apart = [k for k, (mine, theirs) in sets.items() if not mine & theirs]
+    lacking = [k for k, (mine, theirs) in sets.items() if mine - theirs]
+    if apart:
+        why = "; ".join(f"{name(k)}: {_values(new, k)} in NEW, {_values(base, k)} in the "
+                        f"baseline" for k in apart)
+    elif lacking:
+        why = "the baseline has no " + ", no ".join(
+            f"{name(k)} " + " or ".join(sorted(sets[k][0] - sets[k][1])[:4]) for k in lacking) \
+            + ", and NEW's other values never meet in one of its cells"
+    else:
+        why = ("each of NEW's values occurs in the baseline, never in the same combination ("
+               + ", ".join(name(k) for k in keys) + ")")
+    return CompareError(f"{names[1]} shares no cell with the baseline {names[0]}: {why}")
+
+
+def against_baseline(baseline: str | os.PathLike, new: str | os.PathLike,
+                     units: list[str] | None = None, alpha: float = ALPHA) -> BaselineComparison:
+    """Each unit of run NEW (or those of `units`) against every unit of `baseline`, cell by
+    cell: the same task, framework, budget, steps, batch, evaluation interval, data and
+    every task parameter (param_* column) both sides have; the models differ, and so may the
+    learning rate. Fisher's exact test on success, Holm-corrected over the cells of each
+    (new unit, baseline unit) pair, as ``--models`` corrects over its configurations."""
+    names = (str(baseline), str(new))
+    base, fresh = _read(baseline), _read(new)
+    for df, path in ((base, baseline), (fresh, new)):
+        if df.empty:  # every record skipped (its framework missing): nothing ran
+            raise CompareError(f"{path} holds no finished runs (ok, diverged or error)")
+    held = sorted(fresh["unit"].dropna().unique())
+    if units is not None:
+        for name in units:
+            if name not in held:
+                raise CompareError(f"unit {name!r} has no finished runs in {new}; it holds: "
+                                   f"{', '.join(held) or 'none'}")
+        fresh = fresh[fresh["unit"].isin(units)]
+    params = lambda df: {c for c in df.columns if c.startswith("param_")}  # noqa: E731
+    shared = params(base) & params(fresh)
+    keys = [c for c in (*CELL, *sorted(shared)) if c in base and c in fresh]
+    unmatched = [f"{c.removeprefix('param_')} (only in {side})"
+                 for side, cols in (("the baseline", params(base) - shared),
+                                    ("NEW", params(fresh) - shared)) for c in sorted(cols)]
+    side_base = {u: _side(rows, keys) for u, rows in base.groupby("unit", sort=True)}
+    side_new = {u: _side(rows, keys) for u, rows in fresh.groupby("unit", sort=True)}
+    indexes = [s.index for s in (*side_base.values(), *side_new.values())]
+    cells = indexes[0]
+    for index in indexes[1:]:  # labels name what varies over both sides
+        cells = cells.union(index)
+    labels = dict(zip(cells, _label(cells.to_frame(index=False), keys)))
+    parts, only_new = [], []
+    for unit, mine in side_new.items():
+        matched: set = set()
+        for other, theirs in side_base.items():
+            both = theirs.merge(mine, how="inner", left_index=True, right_index=True,
+                                suffixes=("_a", "_b"))
+            if both.empty:
+                continue
+            matched.update(both.index)
+            part = _table(both.reset_index(), [labels[k] for k in both.index], alpha)
+            parts.append(part.assign(unit=unit, baseline_unit=other))
+        only_new += [f"{unit}: {labels[k]}" for k in mine.index if k not in matched]
+    if not parts:
+        raise _no_cell_in_common(base, fresh, keys, names)
+    table = pd.concat(parts, ignore_index=True)
+    for s in ("a", "b"):
+        table[f"wilson_{s}"] = [stats.wilson(k, n) for k, n in
+                                zip(table[f"successes_{s}"], table[f"runs_{s}"])]
+    table = table.sort_values(["unit", "configuration", "baseline_unit"],
+                              kind="stable").reset_index(drop=True)
+    return BaselineComparison(table, *names, alpha, keys, unmatched, only_new)
+
+
+def _shown_baseline(cmp: BaselineComparison) -> pd.DataFrame:
+    """One row per cell and baseline unit: the new unit's success beside that unit's."""
+    t = cmp.table
+    return pd.DataFrame({
+        "cell": t["configuration"], "new unit": t["unit"],
+        "new success [95% Wilson]": [_wilson(k, n) for k, n in
+                                     zip(t["successes_b"], t["runs_b"])],
+        "baseline unit": t["baseline_unit"],
+        "baseline success [95% Wilson]": [_wilson(k, n) for k, n in
+                                          zip(t["successes_a"], t["runs_a"])],
+        "p (Holm)": t["p_holm"].map("{:.3g}".format), "new is": t["change"]})
+
+
+def baseline_verdicts(cmp: BaselineComparison) -> list[str]:
+    """A line per new unit and baseline unit: in how many cells the new one is significantly
+    better, worse, or not distinguishable, and the test."""
+    return [f"{r.unit} against {r.baseline_unit}: better in {r.better}, worse in {r.worse}, "
+            f"not distinguishable in {r.same} of {r.cells} cells (Fisher's exact test on "
+            f"success, Holm-corrected over the {r.cells} cells, alpha {cmp.alpha:g})"
+            for r in cmp.summary().itertuples()]
+
+
+def _baseline_notes(cmp: BaselineComparison) -> list[str]:
+    """What a cell is, what was not matched, and NEW's cells no baseline unit ran."""
+    lines = ["cells match on " + ", ".join(k.removeprefix("param_") for k in cmp.matched_on)
+             + " (not the model, nor the learning rate)"]
+    if cmp.unmatched:
+        lines.append("not matched on (a parameter one side lacks): " + ", ".join(cmp.unmatched))
+    if cmp.only_new:
+        lines.append(f"only in NEW, no baseline unit ran it, not compared: "
+                     f"{', '.join(cmp.only_new)}")
+    return lines
+
+
+def baseline_text(cmp: BaselineComparison) -> str:
+    """The table as printed, cell by cell, then the notes and a verdict per pair of units."""
+    shown = _shown_baseline(cmp)
+    for col in ("cell", "new unit", "baseline unit"):
+        shown[col] = shown[col].str.ljust(shown[col].str.len().max())
+    with pd.option_context("display.width", 250, "display.max_rows", 100_000,
+                           "display.max_colwidth", 160):
+        body = shown.to_string(index=False)
+    return "\n".join([f"baseline = {cmp.baseline}", f"NEW = {cmp.new}", body,
+                      *_baseline_notes(cmp), *baseline_verdicts(cmp)])
+
+
+def write_baseline_html(cmp: BaselineComparison, path: str | os.PathLike) -> Path:
+    """The same table as a self-contained HTML page, the new unit's wins and losses shaded."""
+    from reports import html
+
+    shown = _shown_baseline(cmp)
+    return html.render_table(
+        path, "ArithBench compare against the baseline",
+        [f"baseline = {cmp.baseline}", f"NEW = {cmp.new}", *_baseline_notes(cmp),
+         *baseline_verdicts(cmp), "Success: runs that ended ok and succeeded, out of the ok, "
+         "diverged and error runs."],
+        list(shown.columns), shown.values.tolist(), list(cmp.table["change"]))
+
+
 def command(results: list[str], pair: str | None = None, output: str | None = None,
-            alpha: float = ALPHA) -> int:
-    """``compare A B`` or ``compare DIR --models a,b``: print the table (and write it as HTML
-    to `output`); 1 when a configuration got significantly worse in B, else 0."""
+            alpha: float = ALPHA, against: bool = False, units: str | None = None) -> int:
+    """``compare A B``, ``compare DIR --models a,b`` or ``compare BASELINE NEW
+    --against-baseline [--units u]``: print the table (and write it as HTML to `output`); 1
+    when a configuration got significantly worse in B, else 0 (always 0 against a baseline:
+    a new unit that loses to a published one is a finding, not a regression)."""
     if not 0 < alpha < 1:
         raise CompareError(f"bad --alpha {alpha}; expected a number between 0 and 1")
     if output and Path(output).is_dir():
         raise CompareError(f"-o {output!r} is a directory; name the HTML file to write")
+    if units is not None and not against:
+        raise CompareError("--units selects NEW's units for --against-baseline; add it, or "
+                           "use --models a,b to compare two models within one directory")
+    if against:
+        if pair is not None:
+            raise CompareError("--against-baseline compares NEW's units with every unit of "
+                               "the baseline; drop --models")
+        if len(results) != 2:
+            raise CompareError(f"--against-baseline expects BASELINE NEW (a published "
+                               f"results.parquet or a results directory, then the new run); "
+                               f"got {len(results)}: {' '.join(results)}")
+        wanted = None
+        if units is not None:
+            wanted = [n.strip() for n in units.split(",") if n.strip()]
+            if not wanted:
+                raise CompareError(f"bad --units {units!r}; expected e.g. nau or nau,nmu")
+        found = against_baseline(*results, units=wanted, alpha=alpha)
+        print(baseline_text(found))
+        if output:
+            try:
+                print(f"written to {write_baseline_html(found, output)}")
+            except OSError as err:
+                raise CompareError(f"cannot write {output!r}: {err.strerror or err}") from None
+        return 0
     if pair is not None:
         names = [n.strip() for n in pair.split(",")]
         if len(names) != 2 or not all(names) or names[0] == names[1]:
