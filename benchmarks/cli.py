@@ -76,28 +76,36 @@ def _task_grid(args, task_names: list[str]) -> dict[str, list]:
     return grid
 
 
-def _check_device(device: str, frameworks=()) -> None:
-    """cpu, cuda, cuda:N (gpu is TensorFlow's word for it), and a GPU device must be one
-    that each selected (installed) framework sees: it is imported only for this question."""
+def _device(device: str) -> str:
+    """cpu, cuda or cuda:N; gpu[:N] (TensorFlow's word) is read as cuda[:N]."""
     if not re.fullmatch(r"cpu|(cuda|gpu)(:\d+)?", device):
         raise UsageError(f"bad --device {device!r}; expected cpu, cuda or cuda:N")
+    return re.sub(r"^gpu", "cuda", device)
+
+
+def _check_device(device: str, frameworks=()) -> None:
+    """A GPU device must be one that each selected (installed) framework sees: it is
+    imported only for this question."""
     if device == "cpu":
         return
     index = int(device.partition(":")[2] or 0)
     for fw in frameworks:
         if registry.framework_missing(fw):
             continue  # its runs are recorded as skipped
+        build = ""
         if fw == "torch":
             import torch
 
             found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if torch.version.cuda is None:
+                build = f" (torch {torch.__version__} is a CPU build: install its CUDA build)"
         else:
             import tensorflow as tf
 
             found = len(tf.config.list_physical_devices("GPU"))
         if index >= found:
             raise UsageError(f"--device {device}: {fw} sees {found} GPU(s) on this machine"
-                             f"{'' if found else '; use --device cpu'}")
+                             f"{build}{'' if found else '; use --device cpu'}")
 
 
 def cmd_list(args) -> int:
@@ -149,6 +157,7 @@ def cmd_run(args) -> int:
         raise UsageError(f"bad --max-replicas {args.max_replicas}; expected a positive integer")
     executor = executors.get(args.executor, workers=args.workers, scheduler=args.scheduler)
     grid = _task_grid(args, task_names)
+    args.device = _device(args.device)
     specs = suite.expand(task_names, models, frameworks, seeds, budget, grid,
                          common_data=args.common_data, steps=args.steps, device=args.device)
     _preflight(specs, args.max_replicas)
@@ -301,6 +310,7 @@ def cmd_throughput(args) -> int:
     missing = registry.framework_missing(args.framework)
     if missing:
         raise UsageError(f"framework {args.framework!r} cannot run: {missing}")
+    args.device = _device(args.device)
     _check_device(args.device, [args.framework])
     if args.program:
         return _throughput_program(args, throughput)

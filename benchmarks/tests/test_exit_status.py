@@ -98,6 +98,12 @@ def test_device_without_gpu_exit_2(tmp_path, capsys, monkeypatch):
     code, _, err = run(capsys, "throughput", "--framework", "torch", "--device", "cuda:0",
                        "--steps", "10", "--seeds", "2")
     assert code == 2 and len(err) == 1 and "--device cuda:0" in err[0], err
+    # gpu is read as cuda (torch has no device "gpu"), refused the same way, not trained
+    code, _, err = run(capsys, "run", *TINY[:4], "--frameworks", "torch", "--device", "gpu:1",
+                       "--results", str(tmp_path / "r"))
+    assert code == 2 and len(err) == 1 and "--device cuda:1: torch sees 0 GPU" in err[0], err
+    if torch.version.cuda is None:  # this machine's CPU build: the message says what to do
+        assert "CPU build" in err[0], err
 
 
 def test_report_output_naming_a_directory_exit_2(tmp_path, capsys):

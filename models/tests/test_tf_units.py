@@ -202,3 +202,14 @@ def test_trainer_xla_matches_graph_mode():
 def test_unknown_device():
     with pytest.raises(ValueError):
         Trainer([("nau", registry.init_params("nau", 2, 1, [0]))], lr=1e-3, device="tpu")
+
+
+def test_gpu_index_is_tensorflows_own():
+    from models.tf.base import device_name
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    with pytest.raises(RuntimeError, match=f"'cuda:{gpus}' requested but TensorFlow sees "
+                                           f"{gpus} GPU"):
+        device_name(f"cuda:{gpus}")
+    if gpus:
+        assert device_name(f"gpu:{gpus - 1}") == f"/GPU:{gpus - 1}"

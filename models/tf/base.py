@@ -9,14 +9,23 @@ from models.tf.units import keras, tf
 
 def device_name(device: str) -> str:
     """TensorFlow's name for cpu, cuda[:N] or gpu[:N]; a GPU that TensorFlow does not
-    see is an error that says so."""
-    kind = device.split(":")[0].lower()
+    see is an error that says so. TensorFlow is told to take GPU memory as it needs it,
+    not all of it at once, so that torch can share the device in one process."""
+    kind, _, index = device.lower().partition(":")
     if kind == "cpu":
         return "/CPU:0"
     if kind in ("cuda", "gpu"):
-        if not tf.config.list_physical_devices("GPU"):
-            raise RuntimeError(f"device {device!r} requested but TensorFlow sees no GPU")
-        return "/GPU:0"
+        gpus = tf.config.list_physical_devices("GPU")
+        n = int(index or 0)
+        if n >= len(gpus):
+            raise RuntimeError(f"device {device!r} requested but TensorFlow sees "
+                               f"{len(gpus)} GPU(s)")
+        for gpu in gpus:
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:  # already initialised: its setting stays
+                pass
+        return f"/GPU:{n}"
     raise ValueError(f"unknown device {device!r}; use cpu, cuda or gpu")
 
 
