@@ -89,12 +89,12 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     trainer = registry.framework_module(first.framework, "train").Trainer(
         init, lr=first.lr, device=first.device, clip_grad=clip)
     cfg = engine.TrainConfig.of(first)
-    # the re-initialisation applies to models with a unit that opts in (iNALU)
+    # the re-initialisation applies to the layers whose unit opts in (iNALU)
     rule = getattr(task, "reinit", None)
-    opted = any(u.reinit if as_primer else reference.UNITS[unit].reinit
-                for u, (unit, _, _) in zip(settings, layers))
+    opted = [u.reinit if as_primer else reference.UNITS[unit].reinit
+             for u, (unit, _, _) in zip(settings, layers)]
     cfg = replace(cfg, eval_chunk=eval_chunk(layers, len(seeds), cfg.chunk_bytes),
-                  reinit=rule if opted else None)
+                  reinit=rule if any(opted) else None)
     batches = ReplicaBatches(tasks_, instances, seeds, first.batch_size, first.common_data)
     n_in, n_out = layers[0][1], layers[-1][2]
     bytes_per_step = 4 * first.batch_size * (n_in * (1 if first.common_data else len(seeds))
@@ -105,8 +105,7 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
         return [registry.init_params(unit, n_in_j, n_out_j, [[seeds[r], INIT_STREAM, j, a]
                                                              for r, a in zip(which, attempts)],
                                      init_fn)
-                if (u.reinit if as_primer else reference.UNITS[unit].reinit) else None
-                for j, (u, (unit, n_in_j, n_out_j)) in enumerate(zip(settings, layers))]
+                if opted[j] else None for j, (unit, n_in_j, n_out_j) in enumerate(layers)]
 
     # One input set (a single configuration): shared by every replica. Several (range
     # pairs): each replica's own, stacked, so each runs on its own set only.
