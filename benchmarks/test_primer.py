@@ -1,9 +1,9 @@
 """`pytest benchmarks/`: [Primer]'s single-module benchmark (`--budget primer`) at a reduced budget.
 
 The budget keeps its matrix machinery (input size 2, the range pair picked from
-[Primer]'s nine, the units' own learning rates) with 5,000 steps and 6 seeds instead of
-50,000 and 25. Each case asserts what holds reliably there (two cases: CI time); the full budget's
-cost is estimated in docs/tasks.md.
+[Primer]'s nine, `protocol=primer`: each unit's [Primer] settings) with 5,000 steps and 6
+seeds instead of 50,000 and 25. Each case asserts what holds reliably there (two cases: CI
+time); the full budget's run is in docs/results.md.
 """
 from __future__ import annotations
 
