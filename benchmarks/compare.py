@@ -313,12 +313,33 @@ def _no_cell_in_common(base: pd.DataFrame, new: pd.DataFrame, keys: list[str],
     return CompareError(f"{names[1]} shares no cell with the baseline {names[0]}: {why}")
 
 
+def _defaults_across(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An option a task leaves out of its spec while off (``omitted_when_off``: the static
+    task's ``reinit`` and ``protocol``) is a column on one side only when the other side
+    never had it on: that side gets the default there too (`frame`'s rule within one table),
+    so a run at the default protocol does not match a baseline at another."""
+    import tasks
+
+    omitted = {f"param_{key}" for cls in tasks.TASKS.values()
+               for key in getattr(cls, "omitted_when_off", ())}
+    out = []
+    for df, other in ((a, b), (b, a)):
+        missing = [c for c in omitted if c in other and c not in df]
+        if missing:
+            df = df.assign(**{c: pd.Series(np.nan, index=df.index, dtype=object)
+                              for c in missing})
+            frame._fill_omitted(df)
+        out.append(df)
+    return out[0], out[1]
+
+
 def against_baseline(baseline: str | os.PathLike, new: str | os.PathLike,
                      units: list[str] | None = None, alpha: float = ALPHA) -> BaselineComparison:
     """Each unit of run NEW (or those of `units`) against every unit of `baseline`, cell by
     cell: the same task, framework, budget, steps, batch, evaluation interval, data and
-    every task parameter (param_* column) both sides have; the models differ, and so may the
-    learning rate. Fisher's exact test on success, Holm-corrected over the cells of each
+    every task parameter (param_* column) both sides have, an option left out of specs at
+    its default counting as that default (`_defaults_across`); the models differ, and so may
+    the learning rate. Fisher's exact test on success, Holm-corrected over the cells of each
     (new unit, baseline unit) pair, as ``--models`` corrects over its configurations."""
     names = (str(baseline), str(new))
     base, fresh = _read(baseline), _read(new)
@@ -332,6 +353,7 @@ def against_baseline(baseline: str | os.PathLike, new: str | os.PathLike,
                 raise CompareError(f"unit {name!r} has no finished runs in {new}; it holds: "
                                    f"{', '.join(held) or 'none'}")
         fresh = fresh[fresh["unit"].isin(units)]
+    base, fresh = _defaults_across(base, fresh)
     params = lambda df: {c for c in df.columns if c.startswith("param_")}  # noqa: E731
     shared = params(base) & params(fresh)
     keys = [c for c in (*CELL, *sorted(shared)) if c in base and c in fresh]

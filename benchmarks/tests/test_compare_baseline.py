@@ -87,20 +87,37 @@ def test_each_pair_is_the_models_comparison_in_one_directory(baseline, tmp_path)
 
 
 def test_cells_match_on_every_parameter_both_sides_have(baseline, tmp_path):
-    """A parameter only NEW has (a future `protocol`) is named, not matched on; one both
-    have with other values (the range pair) keeps the cells apart."""
-    new = write([*runs("mine", "add", 20, params={"protocol": "primer"}),
-                 *runs("mine", "add", 20, params={"protocol": "primer",
-                                                  "interpolation_range": [[10.0, 20.0]],
-                                                  "extrapolation_range": [[20.0, 40.0]]})],
-                tmp_path / "new")
+    """A parameter only NEW has (one the task gained after the baseline was written) is
+    named, not matched on; one both have with other values (the range pair) keeps the
+    cells apart."""
+    records = write([*runs("mine", "add", 20),
+                     *runs("mine", "add", 20, params={"interpolation_range": [[10.0, 20.0]],
+                                                      "extrapolation_range": [[20.0, 40.0]]})],
+                    tmp_path / "new-records")
+    new = frame.save(frame.load(records).assign(param_gained=3), tmp_path / "new")[1]
     cmp = compare.against_baseline(baseline, new)
-    assert "param_protocol" not in cmp.matched_on
-    assert cmp.unmatched == ["protocol (only in NEW)"]
+    assert "param_gained" not in cmp.matched_on
+    assert cmp.unmatched == ["gained (only in NEW)"]
     assert set(cmp.table["configuration"]) == {
         "static_arithmetic add extrapolation_range=[2,6] interpolation_range=[1,2] torch"}
     assert cmp.only_new == ["mine: static_arithmetic add extrapolation_range=[20,40] "
                             "interpolation_range=[10,20] torch"]
+
+
+def test_an_option_left_out_while_off_is_its_default_on_the_other_side(baseline, tmp_path,
+                                                                        capsys):
+    """`protocol` is left out of a spec at its default (suite), so the baseline's records
+    hold no such column: they are protocol=suite, and a NEW run at protocol=primer shares
+    no cell with them; at the default it matches, on protocol too."""
+    primer = write(runs("mine", "add", 20, params={"protocol": "primer"}), tmp_path / "new")
+    assert cli.main(["compare", str(baseline), str(primer), "--against-baseline"]) == 2
+    assert "protocol: primer in NEW, suite in the baseline" in capsys.readouterr().err
+    suite = write([*runs("mine", "add", 20, params={"protocol": "suite"}),
+                   *runs("mine", "sub", 20, params={"protocol": "primer"})], tmp_path / "mixed")
+    cmp = compare.against_baseline(baseline, suite)
+    assert "param_protocol" in cmp.matched_on and cmp.unmatched == []
+    assert set(cmp.table["configuration"]) == {"static_arithmetic add protocol=suite torch"}
+    assert cmp.only_new == ["mine: static_arithmetic sub protocol=primer torch"]
 
 
 def test_the_cli_prints_cells_with_wilson_intervals_and_a_verdict_per_unit(baseline, tmp_path,
