@@ -477,11 +477,7 @@ def command(results: list[str], pair: str | None = None, output: str | None = No
                 raise CompareError(f"bad --units {units!r}; expected e.g. nau or nau,nmu")
         found = against_baseline(*results, units=wanted, alpha=alpha)
         print(baseline_text(found))
-        if output:
-            try:
-                print(f"written to {write_baseline_html(found, output)}")
-            except OSError as err:
-                raise CompareError(f"cannot write {output!r}: {err.strerror or err}") from None
+        _write(write_baseline_html, found, output)
         return 0
     if pair is not None:
         names = [n.strip() for n in pair.split(",")]
@@ -498,9 +494,15 @@ def command(results: list[str], pair: str | None = None, output: str | None = No
     else:
         cmp = directories(*results, alpha=alpha)
     print(text(cmp))
+    _write(write_html, cmp, output)
+    return 1 if len(cmp.worse) else 0
+
+
+def _write(writer, result, output: str | None) -> None:
+    """The HTML page of a comparison, where one is asked for; a path that cannot be
+    written is a CompareError naming it."""
     if output:
         try:
-            print(f"written to {write_html(cmp, output)}")
+            print(f"written to {writer(result, output)}")
         except OSError as err:
             raise CompareError(f"cannot write {output!r}: {err.strerror or err}") from None
-    return 1 if len(cmp.worse) else 0
