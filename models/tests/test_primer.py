@@ -12,6 +12,13 @@ FRAMEWORKS = [pytest.param(fw, marks=pytest.mark.skipif(
     for fw in registry.FRAMEWORKS]
 
 
+def test_every_setting_names_the_script_lines_it_comes_from():
+    for unit, settings in primer.SETTINGS.items():
+        assert "SH:" in settings.source, unit  # the benchmark script's block for the unit
+        if settings.init is not None:  # and the layer whose initialisation it takes
+            assert {"nac": "NACL:", "nau": "NAUL:"}[settings.init] in settings.source, unit
+
+
 def test_schedules_follow_the_loop_iteration_before_each_update():
     t = np.array([1, 10_000, 10_001, 20_000, 20_001, 27_501, 35_001, 50_000])  # updates
     w = primer.weights(["nau", "nmu", "npu", "realnpu", "nac"], ["mul", "mul", "mul", "div",
