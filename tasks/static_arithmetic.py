@@ -392,8 +392,8 @@ class StaticArithmetic(Task):
 
 
 PROTOCOLS = ("suite", "primer")
-# [Primer]'s perturbed solutions (export/single_layer_task/benchmark/
-# generate_exp_thresholds.r:24-55): the success bar is their MSE against the exact one
+# How far [Primer]'s perturbed solutions lie from the exact one (export/single_layer_task/
+# benchmark/generate_exp_thresholds.r:24-55): the success bar is the mean of its square
 PRIMER_THRESHOLDS = {
     "add": lambda x0, x1, eps: -eps * (np.abs(x0) + np.abs(x1)),
     "sub": lambda x0, x1, eps: -eps * (np.abs(x0) + np.abs(x1)),
@@ -408,7 +408,7 @@ def primer_threshold(op: str, extrapolation_range: tuple, eps: float) -> float:
     """[Primer]'s success bar: the MSE of its perturbed solution for ``op`` with ``eps``
     over a fixed simulation of 10^6 input pairs from the extrapolation range (its script
     simulates in R with seed 1234; here numpy's generator, seeded apart from the
-    evaluation sets, gives the same expectation to sampling precision, ~0.2%)."""
+    evaluation sets, gives the same expectation to sampling precision, 0.3% or better)."""
     rng = np.random.default_rng([EVAL_SEED, 1234])
     x = sample_ranges(rng, (PRIMER_THRESHOLD_SAMPLES, 2), extrapolation_range).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
