@@ -43,8 +43,8 @@ def main(argv: list[str]) -> int:
     arm, spent = ["A"], {a: [] for a in arms}
     make, step = train.Trainer.__init__, train.Trainer._train
 
-    def patched_init(self, layers, lr, device="cpu", threads=1):
-        make(self, layers, lr, device, threads)
+    def patched_init(self, layers, lr, **options):
+        make(self, layers, lr, **options)
         if arm[0] == "public_adam":
             self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, fused=True)
 

@@ -1,0 +1,15 @@
+"""The speed-path A/B still drives the trainer it patches (a changed Trainer signature
+broke it once without any test noticing)."""
+import pytest
+
+from benchmarks import ab_speed_paths
+from models import registry
+
+
+@pytest.mark.skipif(registry.framework_missing("torch") is not None, reason="needs torch")
+def test_every_arm_runs_and_reports_its_ratio(capsys):
+    assert ab_speed_paths.main(["nalu", "A,public_adam,no_shortcuts", "1", "20"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "nalu own A", "nalu own public_adam", "nalu own no_shortcuts"]
+    assert lines[0].endswith("1.000x A")
