@@ -5,8 +5,11 @@ Imports neither torch nor tensorflow until a run needs one.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from tqdm import tqdm
@@ -14,7 +17,7 @@ from tqdm import tqdm
 import tasks
 from benchmarks import executors, runner, suite
 from benchmarks.store import Store, StoreError
-from models import reference, registry
+from models import checkpoint, reference, registry
 from tasks.base import TaskError
 
 
@@ -23,10 +26,13 @@ class UsageError(ValueError):
 
 
 MAX_STEPS = 10**9
+MAX_CHECKPOINT_MINUTES = 10**6
 EXIT_STATUS = """exit status (run, report, throughput):
   0  every run ended ok or diverged (a run whose framework is not installed is skipped)
   1  a run ended in error (listed with its reason), or report left out a bad record
-  2  bad input (one line naming it), refused before anything is trained or written"""
+  2  bad input (one line naming it), refused before anything is trained or written
+  130, 143  run stopped by SIGINT (Ctrl-C) or SIGTERM: finished records and each unfinished
+     program's checkpoint are kept; the same command resumes"""
 
 
 def _parse_value(text: str):
@@ -155,6 +161,9 @@ def cmd_run(args) -> int:
         tasks.digits.use_mnist_dir(args.mnist_dir)
     if args.max_replicas < 1:
         raise UsageError(f"bad --max-replicas {args.max_replicas}; expected a positive integer")
+    if not 0 <= args.checkpoint_every <= MAX_CHECKPOINT_MINUTES:
+        raise UsageError(f"bad --checkpoint-every {args.checkpoint_every:g}; expected minutes "
+                         f"from 0 (off) to {MAX_CHECKPOINT_MINUTES:,}")
     executor = executors.get(args.executor, workers=args.workers, scheduler=args.scheduler)
     grid = _task_grid(args, task_names)
     args.device = _device(args.device)
@@ -172,15 +181,17 @@ def cmd_run(args) -> int:
     wanted, written = {s.id for s in pending}, set()
     bar = tqdm(total=sum(s.steps for s in pending), unit="seed-step", unit_scale=True,
                disable=args.quiet or None, dynamic_ncols=True)
+    plan = checkpoint.Plan(str(store.root / checkpoint.DIRECTORY), 60.0 * args.checkpoint_every)
+    groups = suite.groups(pending, args.max_replicas)
+    if not groups:  # nothing to train: start no pool or cluster
+        executor = executors.Local()
+    stopped = _stop_on_signals(executor)
     try:
-        groups = suite.groups(pending, args.max_replicas)
-        if not groups:  # nothing to train: start no pool or cluster
-            executor = executors.Local()
         with executor:
             if executor.in_process:  # live progress per chunk of steps
-                fn = lambda g: runner.run_group(g, progress=bar.update)  # noqa: E731
+                fn = functools.partial(runner.run_group, progress=bar.update, checkpoints=plan)
             else:  # workers cannot reach the bar: it advances per finished group
-                fn = runner.run_group
+                fn = functools.partial(runner.run_group, checkpoints=plan)
             for group, records in executor.map(fn, groups):
                 # a task retried after its worker died may come back twice: write each id once
                 fresh = [r for r in records if r["id"] in wanted and r["id"] not in written]
@@ -193,13 +204,47 @@ def cmd_run(args) -> int:
                                    f"{record['reason']}")
                 if fresh and not executor.in_process:
                     bar.update(sum(s.steps for s in group))
+                if all(s.id in written for s in group):
+                    checkpoint.remove(plan.directory, [s.id for s in group])
+                if checkpoint.stop_requested():
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {len(written)} records written to {store.root}; run the same "
-              f"command again to resume", file=sys.stderr)
-        return 130
+        bar.close()
+        kept = sorted(Path(plan.directory).glob("*.npz"))
+        size = sum(p.stat().st_size for p in kept)
+        print(f"\ninterrupted: {len(written)} records written to {store.root}"
+              + (f", {len(kept)} checkpoint(s) of unfinished programs kept "
+                 f"({size / 1e6:.1f} MB)" if kept else "")
+              + "; run the same command again to resume", file=sys.stderr)
+        return 128 + stopped.get("signal", signal.SIGINT)
     finally:
         bar.close()
+        stopped["restore"]()
     return _exit_status(_print_summary(store.root, {s.id for s in specs}))
+
+
+def _stop_on_signals(executor) -> dict:
+    """SIGINT and SIGTERM ask every running program to save its checkpoint and stop at its
+    next chunk boundary (`models.checkpoint`); a second one stops at once. The returned dict
+    gets the signal's number, and ``restore()`` puts the previous handlers back."""
+    checkpoint.clear_stop()
+    stopped: dict = {"restore": lambda: None}
+    if threading.current_thread() is not threading.main_thread():
+        return stopped  # only the main thread may set handlers: signals keep their defaults
+
+    def handle(signum, frame):
+        if checkpoint.stop_requested():  # asked twice: stop now
+            raise KeyboardInterrupt
+        stopped["signal"] = signum
+        checkpoint.request_stop()
+        tqdm.write(f"{signal.Signals(signum).name}: saving each running program's checkpoint "
+                   "at its next chunk of steps (again to stop at once)", file=sys.stderr)
+        if not executor.in_process:  # the workers train; the executor asks them to stop
+            raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    stopped["restore"] = lambda: [signal.signal(s, h) for s, h in previous.items()]
+    return stopped
 
 
 def _preflight(specs, max_replicas: int) -> None:
@@ -414,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mnist-dir", metavar="DIR", help="MNIST for the digit tasks: the four "
                      "IDX files (plain or .gz) or mnist.npz (sets $ARITHBENCH_MNIST; default: "
                      "that variable, the usual caches, else scikit-learn's 8x8 digits)")
+    run.add_argument("--checkpoint-every", type=float, default=checkpoint.DEFAULT_EVERY / 60,
+                     metavar="MINUTES", help="save each running program's whole state (weights, "
+                     "Adam, data streams, evaluations) every MINUTES to RESULTS/"
+                     f"{checkpoint.DIRECTORY}, and on SIGINT or SIGTERM; a rerun resumes it "
+                     "bit for bit (default: %(default)g; 0: off)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     tp = sub.add_parser("throughput", help="measure training throughput on the static protocol",

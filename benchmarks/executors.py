@@ -5,9 +5,11 @@ as each group finishes; only the calling (CLI) process writes records.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import multiprocessing
 import os
+import signal
 import socket
 import struct
 import time
@@ -16,9 +18,12 @@ from concurrent import futures
 from concurrent.futures.process import BrokenProcessPool
 from urllib.parse import urlsplit
 
+from models import checkpoint
+
 EXECUTORS = ("local", "processes", "dask")
 CONNECT_TIMEOUT = 5  # seconds for a --scheduler to connect and send its handshake
 MAX_HANDSHAKE = 1 << 20  # bytes: Dask's handshake is a small dict
+STOP_WAIT = 120  # seconds Dask workers get to save their checkpoints after Ctrl-C
 # One thread per worker process (what Dask's nanny sets too): N workers share N cores
 # instead of each spawning a thread pool over all of them.
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -45,9 +50,19 @@ class Local:
             yield item, fn(item)
 
 
-def _single_threaded() -> None:
-    """Pool initializer: runs before the worker imports a framework."""
+def _worker_init() -> None:
+    """Pool initializer, run before the worker imports a framework: one thread, and SIGINT
+    or SIGTERM ask its program to save a checkpoint and stop at its next chunk of steps (a
+    second one stops it at once)."""
     os.environ.update(SINGLE_THREAD)
+
+    def handle(signum, frame):
+        if checkpoint.stop_requested():
+            raise KeyboardInterrupt
+        checkpoint.request_stop()
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, handle)
 
 
 class Processes(Local):
@@ -62,14 +77,16 @@ class Processes(Local):
     def __enter__(self):
         self.pool = futures.ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_single_threaded)
+            initializer=_worker_init)
         return self
 
     def __exit__(self, exc_type, *exc):
         if exc_type is not None:  # error or Ctrl-C: stop the workers now, not after their group
             for proc in list((self.pool._processes or {}).values()):
-                proc.terminate()
-        self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
+                proc.terminate()  # SIGTERM: each saves its program's checkpoint, then stops
+        # after Ctrl-C or SIGTERM, wait for those checkpoints (a second signal cuts it short)
+        self.pool.shutdown(wait=exc_type is None or issubclass(exc_type, KeyboardInterrupt),
+                           cancel_futures=True)
         return False
 
     def map(self, fn: Callable, items: Iterable) -> Iterator:
@@ -90,6 +107,7 @@ class Dask(Local):
     def __init__(self, workers: int = 2, scheduler: str | None = None):
         self.workers, self.scheduler = workers, scheduler
         self.client = self.cluster = None
+        self.pending: dict = {}
 
     def __enter__(self):
         try:
@@ -112,7 +130,16 @@ class Dask(Local):
             self.client = Client(self.cluster)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) and self.pending:
+            # Ctrl-C or SIGTERM: every worker saves its program's checkpoint and stops at its
+            # next chunk of steps; wait for them, then let the workers train again later
+            with contextlib.suppress(Exception):
+                from dask.distributed import wait
+
+                self.client.run(checkpoint.request_stop)
+                wait(list(self.pending), timeout=STOP_WAIT)
+                self.client.run(checkpoint.clear_stop)
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
@@ -123,7 +150,8 @@ class Dask(Local):
 
         # A task lost with its worker is recomputed by the scheduler under the same key;
         # its future still completes once (and the CLI drops any record id seen twice).
-        pending = {self.client.submit(fn, item, pure=False): item for item in items}
+        pending = self.pending = {self.client.submit(fn, item, pure=False): item
+                                  for item in items}
         try:
             for done in as_completed(pending):
                 yield pending[done], done.result()

@@ -17,14 +17,18 @@ import traceback
 import tasks
 from benchmarks import records
 from benchmarks.records import RunSpec
-from models import registry
+from models import checkpoint, registry
 
 
-def run_group(specs: list[RunSpec], progress=None) -> list[dict]:
+def run_group(specs: list[RunSpec], progress=None,
+              checkpoints: checkpoint.Plan | None = None) -> list[dict]:
     """Train every spec of one group (equal but for the seed) together; one record each.
 
     Never raises for a failed run: a missing framework gives ``skipped`` records, an
-    exception gives ``error`` records with the reason, NaN gives ``diverged``.
+    exception gives ``error`` records with the reason, NaN gives ``diverged``. A stop
+    request (`models.checkpoint.request_stop`) raises `models.checkpoint.Interrupted`
+    once the group's programs have saved their checkpoints under ``checkpoints``; run
+    again with the same plan, the group continues from them.
     """
     first = specs[0]
     missing = registry.framework_missing(first.framework)
@@ -32,7 +36,8 @@ def run_group(specs: list[RunSpec], progress=None) -> list[dict]:
         return [records.build(s, "skipped", missing) for s in specs]
     started = time.perf_counter()
     try:
-        return _train(specs, progress, started)
+        with checkpoint.active(checkpoints, [s.id for s in specs]):
+            return _train(specs, progress, started)
     except KeyboardInterrupt:
         raise
     except Exception as err:  # a failed run is data, not a crash of the sweep

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from models import primer, reference
+from models import checkpoint, primer, reference
 from tasks.base import PrimerReinit, Reinit
 
 FIRST_CHUNK_DIVISOR = 16  # the static task's first chunk is this much shorter than the others
@@ -186,12 +186,42 @@ def plan(eval_steps: np.ndarray, chunk: int, first_divisor: int = 1) -> list[tup
     return out
 
 
+@dataclass
+class FitState:
+    """Everything `fit` carries from one chunk of steps to the next besides the trainer's
+    weights and the data streams: what a checkpoint saves (`models.checkpoint`)."""
+
+    errors: dict[str, np.ndarray]  # evaluated quantity -> (R, E)
+    best_err: np.ndarray  # (R,) the selecting quantity at each replica's selected evaluation
+    best_index: np.ndarray  # (R,)
+    diverged_at: np.ndarray  # (R,)
+    since: np.ndarray  # (R,) evaluation of each replica's last (re)initialisation
+    reinit_steps: list[list[int]]
+    best: Any = None  # what `keep` gave at each replica's selected evaluation
+    next_chunk: int = 0  # the chunk of the plan that trains next
+    evaluated: int = 1  # evaluations done
+    step_seconds: float = 0.0
+    train_seconds: float = 0.0  # before this process took over (a resumed fit)
+    history: dict = field(default_factory=dict)  # [Primer]'s stored losses (values, counts)
+
+    @classmethod
+    def fresh(cls, replicas: int) -> FitState:
+        return cls({}, np.full(replicas, np.inf), np.zeros(replicas, dtype=int),
+                   np.full(replicas, -1), np.zeros(replicas, dtype=int),
+                   [[] for _ in range(replicas)])
+
+    def tree(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
 def fit(trainer, units: list[str], batches: Callable[[int], dict],
         evaluate: Callable[[], dict[str, np.ndarray]], cfg: TrainConfig, replicas: int, *,
         lams: Callable[[np.ndarray], np.ndarray], chunk: int, first_divisor: int = 1,
         keep: Callable[[], Any] | None = None, watch: tuple[str, ...] | None = None,
         stop_when_diverged: bool = False, progress: Callable[[int], None] | None = None,
-        fresh: Callable[[np.ndarray, np.ndarray], list] | None = None) -> Fit:
+        fresh: Callable[[np.ndarray, np.ndarray], list] | None = None,
+        streams: Iterable[np.random.Generator] = (),
+        resumed: Callable[[dict[str, np.ndarray]], None] | None = None) -> Fit:
     """Train R replicas, evaluating every ``cfg.eval_interval`` steps and at the end.
 
     ``batches(T)`` draws T steps of data as ``trainer.train``'s keyword arguments;
@@ -204,86 +234,147 @@ def fit(trainer, units: list[str], batches: Callable[[int], dict],
     ``stop_when_diverged``: training ends once every replica has diverged. With
     ``cfg.reinit``, ``fresh(replicas, attempts)`` gives per layer their new parameters
     (None: the layer keeps its weights) and ``extra["reinit_steps"]`` lists the steps at
-    which each replica was re-initialised."""
+    which each replica was re-initialised.
+
+    Checkpoints (`models.checkpoint`, where the runner turned them on): at chunk boundaries,
+    every few minutes, at the end and when a stop is requested, the fit's state, the
+    trainer's (``get_state`` / ``set_state``) and the state of the generators ``streams``
+    that ``batches`` draws from are saved; a fit that finds its checkpoint continues from
+    it, telling the adapter the last evaluation through ``resumed(values)`` (what
+    ``evaluate`` returned then), and ends as the uninterrupted fit would, bit for bit."""
     if cfg.reinit is not None and fresh is None:
         raise ValueError("cfg.reinit needs fresh(replicas, attempts) to draw new weights")
     keep = keep or trainer.params
+    streams = list(streams)
     eval_steps = evaluation_steps(cfg.steps, cfg.eval_interval)
-    errors: dict[str, np.ndarray] = {}
-    best_err = np.full(replicas, np.inf)
-    best_index = np.zeros(replicas, dtype=int)
-    best = None
-    diverged_at = np.full(replicas, -1)
-    since = np.zeros(replicas, dtype=int)  # evaluation of each replica's last (re)init
-    reinit_steps: list[list[int]] = [[] for _ in range(replicas)]
+    st = FitState.fresh(replicas)
 
     def run_evaluation(e: int) -> None:
-        nonlocal best
         for name, value in evaluate().items():
-            errors.setdefault(name, np.full((replicas, len(eval_steps)), np.nan))[:, e] = value
-        watched = [errors[n][:, e] for n in (errors if watch is None else watch)]
+            st.errors.setdefault(name, np.full((replicas, len(eval_steps)), np.nan))[:, e] = value
+        watched = [st.errors[n][:, e] for n in (st.errors if watch is None else watch)]
         bad = ~np.all(np.isfinite(watched), axis=0) if watched else np.zeros(replicas, bool)
-        diverged_at[bad & (diverged_at < 0)] = eval_steps[e]
-        sel = errors[next(iter(errors))][:, e]
-        improved = np.isfinite(sel) & (sel < best_err) & (diverged_at < 0)
-        if best is None:
-            best = keep()
+        st.diverged_at[bad & (st.diverged_at < 0)] = eval_steps[e]
+        sel = st.errors[next(iter(st.errors))][:, e]
+        improved = np.isfinite(sel) & (sel < st.best_err) & (st.diverged_at < 0)
+        if st.best is None:
+            st.best = keep()
         elif improved.any():
-            _copy_rows(best, keep(), improved)
-        best_err[improved] = sel[improved]
-        best_index[improved] = e
+            _copy_rows(st.best, keep(), improved)
+        st.best_err[improved] = sel[improved]
+        st.best_index[improved] = e
 
     history = primer.History(cfg.reinit, replicas, eval_steps) \
         if isinstance(cfg.reinit, PrimerReinit) else None
 
     def reinitialise(e: int) -> None:
-        first = errors[next(iter(errors))]
+        first = st.errors[next(iter(st.errors))]
         mask = (history.stalled(first[:, e], e) if history is not None
-                else stalled(first, e, since, cfg.reinit)) & (diverged_at < 0)
+                else stalled(first, e, st.since, cfg.reinit)) & (st.diverged_at < 0)
         if mask.any():
             which = np.flatnonzero(mask)
-            attempts = np.array([len(reinit_steps[r]) + 1 for r in which])
+            attempts = np.array([len(st.reinit_steps[r]) + 1 for r in which])
             trainer.reinit(mask, fresh(which, attempts),
                            keep_moments=getattr(cfg.reinit, "keep_moments", False))
-            since[mask] = e
+            st.since[mask] = e
             for r in which:
-                reinit_steps[r].append(int(eval_steps[e]))
+                st.reinit_steps[r].append(int(eval_steps[e]))
 
     chunks = plan(eval_steps, chunk, first_divisor)
+    saver = checkpoint.for_fit()
+    header = {"replicas": replicas, "chunks": [list(c) for c in chunks],
+              "versions": checkpoint.versions(trainer)}
+    saved = _restore(saver, header, st, trainer, streams, history) if saver else None
+    if saved is not None and resumed is not None:
+        resumed({name: v[:, st.evaluated - 1] for name, v in st.errors.items()})
+
+    def save(next_chunk: int, stream_states: list) -> None:
+        st.next_chunk = next_chunk
+        st.train_seconds = elapsed()
+        if history is not None:
+            st.history = {"values": history.values, "counts": history.counts}
+        saver.save(header, {"fit": st.tree(), "trainer": trainer.get_state(),
+                            "streams": stream_states})
+
     # A trainer may turn a chunk into what it trains on (tensors, derived inputs) ahead of
     # time, and size a compiled loop for the longest chunk before the first.
     prepare = getattr(trainer, "prepare", lambda **data: data)
     if chunks and hasattr(trainer, "reserve"):
         trainer.reserve(max(n for _, n, _ in chunks))
-    evaluated, step_seconds = 1, 0.0
-    start = time.perf_counter()
+    start, begun, before = time.perf_counter(), st.next_chunk, st.train_seconds
+    elapsed = lambda: before + time.perf_counter() - start  # noqa: E731
+
+    def make(n: int) -> tuple[list, dict]:
+        """The streams' states before drawing (where a checkpoint resumes), and the chunk."""
+        return [g.bit_generator.state for g in streams], prepare(**batches(n))
+
     # Data for the next chunk is made on a second thread while this one trains or
     # evaluates (numpy and both frameworks release the GIL); the order of draws is unchanged.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        make = lambda n: prepare(**batches(n))  # noqa: E731
-        pending = pool.submit(make, chunks[0][1]) if chunks else None
-        run_evaluation(0)
-        for i, (first, n, e) in enumerate(chunks):
-            if stop_when_diverged and (diverged_at >= 0).all():
+        pending = pool.submit(make, chunks[begun][1]) if begun < len(chunks) else None
+        if saved is None:
+            run_evaluation(0)
+        elif progress and begun:
+            progress(sum(n for _, n, _ in chunks[:begun]) * replicas)
+        for i in range(begun, len(chunks)):
+            first, n, e = chunks[i]
+            if stop_when_diverged and (st.diverged_at >= 0).all():
                 pending.cancel()
                 break
-            data = pending.result()
+            stop = checkpoint.stop_requested()
+            if saver is not None and i > begun and (stop or saver.due()):
+                save(i, pending.result()[0])
+            if stop:
+                pending.cancel()
+                raise checkpoint.Interrupted(f"stopped before step {first + 1:,} of "
+                                             f"{cfg.steps:,}")
+            _, data = pending.result()
             if i + 1 < len(chunks):
                 pending = pool.submit(make, chunks[i + 1][1])
             began = time.perf_counter()
             trainer.train(lams=lams(np.arange(first + 1, first + n + 1)), **data)
-            step_seconds += time.perf_counter() - began
+            st.step_seconds += time.perf_counter() - began
             if progress:
                 progress(n * replicas)
             if e >= 0:
                 run_evaluation(e)
-                evaluated = e + 1
+                st.evaluated = e + 1
                 if cfg.reinit is not None and e < len(eval_steps) - 1:  # none after the last
                     reinitialise(e)
-    extra = {"reinit_steps": reinit_steps} if cfg.reinit is not None else {}
-    return Fit(units, eval_steps, errors, best_index, best, diverged_at, evaluated,
-               train_seconds=time.perf_counter() - start, step_seconds=step_seconds,
+        else:
+            i = len(chunks)
+        if saver is not None and i > begun:  # a finished fit: its group may still be stopped
+            save(i, [g.bit_generator.state for g in streams])
+    extra = {"reinit_steps": st.reinit_steps} if cfg.reinit is not None else {}
+    return Fit(units, eval_steps, st.errors, st.best_index, st.best, st.diverged_at,
+               st.evaluated, train_seconds=elapsed(), step_seconds=st.step_seconds,
                extra=extra)
+
+
+def _restore(saver, header: dict, st: FitState, trainer, streams: list, history) -> dict | None:
+    """Load ``saver``'s checkpoint into the fit's state, the trainer and the streams; None
+    (and nothing changed) when there is none or it does not fit this program."""
+    saved = saver.load(header)
+    if saved is None:
+        return None
+    try:
+        if len(saved["streams"]) != len(streams):
+            raise checkpoint.Rejected(f"it has {len(saved['streams'])} data streams, this "
+                                      f"program {len(streams)}")
+        loaded = FitState(**saved["fit"])
+        trainer.set_state(saved["trainer"])  # checks every shape before it changes anything
+    except (ValueError, KeyError, TypeError) as err:
+        saver.reject(err)
+        return None
+    for g, state in zip(streams, saved["streams"]):
+        g.bit_generator.state = state
+    for k in st.__dataclass_fields__:
+        setattr(st, k, getattr(loaded, k))
+    st.best_index, st.since = st.best_index.astype(int), st.since.astype(int)
+    st.reinit_steps = [list(map(int, r)) for r in st.reinit_steps]
+    if history is not None and st.history:
+        history.values[...], history.counts[...] = st.history["values"], st.history["counts"]
+    return saved
 
 
 def results(fit_: Fit, metrics: Callable[[int], dict], curves: Iterable[str] | None = None,

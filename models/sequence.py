@@ -67,7 +67,7 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
                  for name, data in eval_sets.items()},
         cfg, len(seeds), lams=lambda steps: engine.regulariser_weights(units, cfg, steps),
         chunk=engine.chunk_steps(cfg, bytes_per_step), watch=(interpolation,),
-        progress=progress)
+        progress=progress, streams=batches.rngs)
     metrics = lambda r: task.metrics(result.seed(  # noqa: E731
         r, instance=instances[r],
         eval_sets={name: (x, y[r]) for name, (x, y) in eval_sets.items()}))

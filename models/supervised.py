@@ -134,7 +134,8 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     result = engine.fit(trainer, units, xs_ys, evaluate, cfg, len(seeds), lams=lams,
                         chunk=engine.chunk_steps(cfg, bytes_per_step),
                         first_divisor=engine.FIRST_CHUNK_DIVISOR, progress=progress,
-                        fresh=fresh, watch=() if as_primer else None)
+                        fresh=fresh, watch=() if as_primer else None,
+                        streams=batches.rngs, resumed=latest.update)
     metrics = lambda r: tasks_[r].metrics(result.seed(  # noqa: E731
         r, instance=instances[r], eval_sets=own_sets(r)))
     return engine.results(result, metrics), result.train_seconds

@@ -117,7 +117,7 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     result = engine.fit(trainer, [unit], batches, evaluate, cfg, r,
                         lams=lambda steps: engine.regulariser_weights([unit], cfg, steps),
                         chunk=cfg.eval_interval, keep=lambda: {"pred": last["pred"]},
-                        watch=("numbers",), progress=progress)
+                        watch=("numbers",), progress=progress, streams=rngs)
     out = engine.results(result, lambda k: task.metrics(result.seed(k)), curves=curve_names,
                          finite_only=True)
     return out, result.train_seconds

@@ -68,6 +68,26 @@ class TFTrainer:
     def params(self) -> list[dict[str, np.ndarray]]:
         return [u.get_params() for u in self.net.units]
 
+    def get_state(self) -> dict:
+        """What a checkpoint keeps (`models.checkpoint`): every variable of ``self.net``
+        and of Adam (its iteration count, learning rate and moments) as numpy copies."""
+        return {"tensors": [v.numpy().copy() for v in self.net.variables],
+                "adam": [v.numpy().copy() for v in self.opt.variables]}
+
+    def set_state(self, state: dict) -> None:
+        """`get_state`'s arrays assigned back, bit for bit; every shape is checked first (a
+        ValueError changes nothing)."""
+        pairs = [(v, value) for variables, values in ((self.net.variables, state["tensors"]),
+                                                      (self.opt.variables, state["adam"]))
+                 for v, value in zip(variables, values, strict=True)]
+        if any(tuple(v.shape) != np.shape(value) for v, value in pairs):
+            raise ValueError("its weights or Adam state have other shapes")
+        with tf.device(self.device):
+            for variables, values in ((self.net.variables, state["tensors"]),
+                                      (self.opt.variables, state["adam"])):
+                for v, value in zip(variables, values, strict=True):
+                    v.assign(value)
+
     def reinit(self, mask: np.ndarray, layers: list[dict[str, np.ndarray] | None],
                keep_moments: bool = False) -> None:
         """Give the replicas in ``mask`` (R,) the parameters ``layers`` (per layer, arrays

@@ -56,6 +56,39 @@ class TorchTrainer:
     def params(self) -> list[dict[str, np.ndarray]]:
         return [layer.get_params() for layer in self.layers]
 
+    def get_state(self) -> dict:
+        """What a checkpoint keeps (`models.checkpoint`): every tensor of ``self.net`` as
+        stored and each one's Adam state (step, moments) as numpy copies, bit for bit."""
+        tensors = list(self.net.parameters()) + list(self.net.buffers())
+        opt = [{k: v.detach().cpu().numpy().copy() for k, v in self.opt.state.get(p, {}).items()
+                if torch.is_tensor(v)} for p in self.net.parameters()]
+        return {"tensors": [t.detach().cpu().numpy().copy() for t in tensors], "adam": opt}
+
+    @torch.no_grad()
+    def set_state(self, state: dict) -> None:
+        """`get_state`'s arrays back in place (views on the tensors stay valid); Adam's state
+        is created where the optimiser has none yet (torch.optim.Adam makes it lazily).
+        Every shape is checked first: a ValueError changes nothing."""
+        tensors = list(self.net.parameters()) + list(self.net.buffers())
+        params = list(self.net.parameters())
+        expected = [(tuple(t.shape), str(t.dtype).removeprefix("torch.")) for t in tensors]
+        got = [(tuple(np.shape(v)), str(np.asarray(v).dtype)) for v in state["tensors"]]
+        moments = [(tuple(p.shape), tuple(np.shape(v))) for p, saved in
+                   zip(params, state["adam"], strict=True) for k, v in saved.items()
+                   if k != "step"]
+        if got != expected or any(a != b for a, b in moments):
+            raise ValueError("its weights or Adam moments have other shapes or types")
+        for t, value in zip(tensors, state["tensors"], strict=True):
+            t.copy_(torch.as_tensor(value))
+        for p, saved in zip(self.net.parameters(), state["adam"], strict=True):
+            current = self.opt.state.get(p)
+            if current:
+                for k, value in saved.items():
+                    current[k].copy_(torch.as_tensor(value))
+            elif saved:  # its step count on the CPU, as torch.optim.Adam keeps it
+                self.opt.state[p] = {k: torch.as_tensor(value).clone().to(
+                    "cpu" if k == "step" else p.device) for k, value in saved.items()}
+
     @torch.no_grad()
     def reinit(self, mask: np.ndarray, layers: list[dict[str, np.ndarray] | None],
                keep_moments: bool = False) -> None:
