@@ -5,7 +5,9 @@ Imports neither torch nor tensorflow until a run needs one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import os
 import re
 import signal
 import sys
@@ -220,6 +222,8 @@ def cmd_run(args) -> int:
     finally:
         bar.close()
         stopped["restore"]()
+    with contextlib.suppress(OSError):  # empty once every program's records are written
+        Path(plan.directory).rmdir()
     return _exit_status(_print_summary(store.root, {s.id for s in specs}))
 
 
@@ -237,8 +241,9 @@ def _stop_on_signals(executor) -> dict:
             raise KeyboardInterrupt
         stopped["signal"] = signum
         checkpoint.request_stop()
-        tqdm.write(f"{signal.Signals(signum).name}: saving each running program's checkpoint "
-                   "at its next chunk of steps (again to stop at once)", file=sys.stderr)
+        # os.write: a handler may interrupt a print or the bar holding its lock
+        os.write(2, f"\n{signal.Signals(signum).name}: saving each running program's "
+                    "checkpoint at its next chunk of steps (again to stop at once)\n".encode())
         if not executor.in_process:  # the workers train; the executor asks them to stop
             raise KeyboardInterrupt
 

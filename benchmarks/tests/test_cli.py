@@ -91,11 +91,11 @@ def test_ctrl_c_keeps_finished_groups_and_leaves_no_partial_file(tmp_path, monke
     real = runner.run_group
     calls = []
 
-    def interrupted_second_group(group, progress=None):
+    def interrupted_second_group(group, progress=None, **options):
         calls.append(group)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(group, progress)
+        return real(group, progress, **options)
 
     monkeypatch.setattr(runner, "run_group", interrupted_second_group)
     assert cli.main(["run", *TINY, "--results", str(results)]) == 130
