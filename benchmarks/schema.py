@@ -352,7 +352,9 @@ def check_table(df) -> None:
                 bad(col, finished & values.isna(), "must be true or false where a run "
                     "finished")
         elif col in CONTAINER_METRICS:
-            bad(col, ~values.map(lambda v: _container_cell(col, v)), "must hold lists or objects of numbers")
+            good = [_container_cell(col, v) for v in values]
+            bad(col, ~pd.Series(good, index=values.index), "must hold lists or objects of "
+                "numbers")
         elif col in HEADLINE or col in NUMBER_FIELDS:
             if not api.is_numeric_dtype(values) or api.is_bool_dtype(values):
                 bad(col, values.map(lambda v: not _is_number(v) and v is not None

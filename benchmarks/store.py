@@ -120,7 +120,8 @@ def lock(root: str | os.PathLike):
         fh.close()
         if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
             raise StoreError(f"results directory {str(root)!r} is in use by a run in progress "
-                             f"(pid {holder}); wait for it to end, or give another --results")
+                             f"(pid {holder}); wait for it to end, or give another "
+                             f"--results") from None
         raise StoreError(f"cannot lock {str(path)!r}: {err.strerror or err}") from None
     fh.truncate(0)
     fh.write(str(os.getpid()))

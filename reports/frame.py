@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.records import SPEC_FIELDS, THROUGHPUT, readable, row
 from benchmarks import schema
+from benchmarks.records import SPEC_FIELDS, THROUGHPUT, readable, row
 from benchmarks.store import Store, atomic_write
 
 CURVE_COLUMNS = ("id", "unit", "framework", "task", "param_op", "seed", "step", "set", "mse")
