@@ -544,12 +544,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 LONG = 80  # characters of one value shown in a refusal
+LONG_PATH = 300  # of a path (with a "/"): it names the file and is kept whole where it can be
 
 
 def plain(message: str) -> str:
     """A refusal as one readable line: numpy scalars as their values (``np.float64(1.0)``
-    -> ``1.0``), and any value longer than `LONG` characters cut, with its length."""
+    -> ``1.0``), and any value longer than `LONG` characters (a path: `LONG_PATH`) cut, with
+    its length."""
+    def cut(match) -> str:
+        value = match.group()
+        limit = LONG_PATH if "/" in value else LONG
+        if len(value) <= limit:
+            return value
+        return f"{value[:limit - 1]}… ({len(value):,} characters)"
+
     message = re.sub(r"\bnp\.[a-z_]+\d*\(([^()]*)\)", r"\1", message)
-    return re.sub(rf"\S{{{LONG + 1},}}",
-                  lambda m: f"{m.group()[:LONG - 1]}… ({len(m.group()):,} characters)",
-                  " ".join(message.split()))
+    return re.sub(rf"\S{{{LONG + 1},}}", cut, " ".join(message.split()))

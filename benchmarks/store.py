@@ -89,6 +89,7 @@ def check_output(output: str | os.PathLike, inputs, title: str,
                 what = "is" if resolved == source else "lies inside"
                 raise OutputError(f"-o {str(output)!r}: {str(target)!r} {what} the input "
                                   f"{str(given)!r}; write the output elsewhere")
+    for target in targets:
         if target.exists() and not ours:
             raise OutputError(f"-o {str(output)!r}: {str(target)!r} exists and is not "
                               f"{'an' if title[0] in 'AEIOU' else 'a'} {title} page this "
