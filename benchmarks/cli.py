@@ -26,7 +26,8 @@ class UsageError(ValueError):
 MAX_STEPS = 10**9
 EXIT_STATUS = """exit status (run, report, throughput):
   0  every run ended ok or diverged (a run whose framework is not installed is skipped)
-  1  a run ended in error (listed with its reason), or report left out a bad record
+  1  a run ended in error (listed with its reason), report left out a bad record, or an
+     output (a file, standard output) could not be written
   2  bad input (one line naming it), refused before anything is trained or written"""
 
 
