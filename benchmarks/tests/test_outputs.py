@@ -344,7 +344,11 @@ def test_a_long_bad_value_is_cut_in_its_one_line(tmp_path, capsys):
     assert len(err[0]) < 600 and "… (100,002 characters)" in err[0]
 
 
-def test_no_numpy_repr_in_a_message():
+def test_no_numpy_repr_in_a_message(tmp_path, capsys):
+    code, _, err = main(capsys, "run", "--tasks", "static_arithmetic", "--param",
+                        "interpolation_range=1,1.00000001", "--results", tmp_path / "r")
+    assert code == 2 and len(err) == 1
+    assert "[1.0, 1.00000001]: low and high are equal in float32" in err[0]
     assert cli.plain("bad eps np.float64(1.0); bad size np.int64(3)") == \
         "bad eps 1.0; bad size 3"
 
