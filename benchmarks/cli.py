@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 import tasks
 from benchmarks import executors, runner, suite
-from benchmarks.store import Store, StoreError
+from benchmarks.store import Store, StoreError, WriteError, check_output
+from benchmarks.store import lock as store_lock
 from models import checkpoint, reference, registry
 from tasks.base import TaskError
 
@@ -31,7 +32,8 @@ MAX_STEPS = 10**9
 MAX_CHECKPOINT_MINUTES = 10**6
 EXIT_STATUS = """exit status (run, report, throughput):
   0  every run ended ok or diverged (a run whose framework is not installed is skipped)
-  1  a run ended in error (listed with its reason), or report left out a bad record
+  1  a run ended in error (listed with its reason), report left out a bad record, or an
+     output (a file, standard output) could not be written
   2  bad input (one line naming it), refused before anything is trained or written
   130, 143  run stopped by SIGINT (Ctrl-C) or SIGTERM: finished records and each unfinished
      program's checkpoint are kept; the same command resumes"""
@@ -61,6 +63,8 @@ def _task_grid(args, task_names: list[str]) -> dict[str, list]:
         if not sep or not key:
             raise UsageError(f"bad --param {item!r}; expected NAME=VALUE, e.g. "
                              f"interpolation_range=1,2")
+        if key in grid:
+            raise UsageError(f"--param {key} given twice; give each parameter once")
         grid[key] = [_parse_value(value)]
     known = {k for cls in tasks.TASKS.values() for k in cls.parameters}
     unknown = set(grid) - known
@@ -76,6 +80,9 @@ def _task_grid(args, task_names: list[str]) -> dict[str, list]:
         raise UsageError(f"bad --param op={grid['op'][0]!r}; expected one op name "
                          f"(for several: --ops add,sub)")
     if args.ops:
+        if "op" not in taken:
+            raise UsageError(f"--ops {args.ops}: no selected task takes an op "
+                             f"({', '.join(task_names)}); drop --ops")
         ops = suite.split_names(args.ops, (), "op")
         if "op" in grid and grid["op"] != ops:
             raise UsageError(f"--param op={grid['op'][0]} contradicts --ops {args.ops}; "
@@ -174,13 +181,14 @@ def cmd_run(args) -> int:
     _preflight(specs, args.max_replicas)
     _check_device(args.device, sorted({s.framework for s in specs}))
     store = Store(args.results or f"results/{budget.name}")
+    held = store_lock(store.root)  # noqa: F841 (held until this command returns)
     pending = specs if args.force else [s for s in specs if not store.is_final(s.id)]
     for path in store.corrupt:
         print(f"warning: record {path} left out ({store.problems.get(path, 'unreadable')}); "
               f"it will be rerun", file=sys.stderr)
     print(f"{len(specs)} runs, {len(specs) - len(pending)} already done, "
-          f"{len(pending)} to train -> {store.root}")
-    wanted, written = {s.id for s in pending}, set()
+          f"{len(pending)} to train -> {store.root}", flush=True)  # a closed stdout: now
+    wanted, written, unwritten = {s.id for s in pending}, set(), []
     bar = tqdm(total=sum(s.steps for s in pending), unit="seed-step", unit_scale=True,
                disable=args.quiet or None, dynamic_ncols=True)
     plan = checkpoint.Plan(str(store.root / checkpoint.DIRECTORY), 60.0 * args.checkpoint_every)
@@ -198,7 +206,11 @@ def cmd_run(args) -> int:
                 # a task retried after its worker died may come back twice: write each id once
                 fresh = [r for r in records if r["id"] in wanted and r["id"] not in written]
                 for record in fresh:
-                    store.write(record)
+                    try:  # on a full disk, every finished record that fits is still kept
+                        store.write(record)
+                    except WriteError as err:
+                        unwritten.append(err)
+                        continue
                     written.add(record["id"])
                     if record["status"] in ("error", "skipped"):
                         tqdm.write(f"{record['status']}: {record['unit']} "
@@ -208,6 +220,8 @@ def cmd_run(args) -> int:
                     bar.update(sum(s.steps for s in group))
                 if all(s.id in written for s in group):
                     checkpoint.remove(plan.directory, [s.id for s in group])
+                if unwritten:  # train nothing more that could not be kept
+                    break
                 if checkpoint.stop_requested():
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -222,6 +236,11 @@ def cmd_run(args) -> int:
     finally:
         bar.close()
         stopped["restore"]()
+    if unwritten:
+        print(f"python -m benchmarks run: error: {unwritten[0]}; {len(written)} records "
+              f"written, {len(unwritten)} finished runs not (their programs' checkpoints are "
+              f"kept); free space and run the same command again", file=sys.stderr)
+        return 1
     with contextlib.suppress(OSError):  # empty once every program's records are written
         Path(plan.directory).rmdir()
     return _exit_status(_print_summary(store.root, {s.id for s in specs}))
@@ -315,24 +334,32 @@ def _print_summary(root: Path, ids: set[str]):
 def cmd_report(args) -> int:
     from reports import frame, html
 
-    store_dir, out = Path(args.results), Path(args.output)
-    if not (store_dir.is_dir() or (store_dir.suffix == ".parquet" and store_dir.is_file())):
-        raise UsageError(f"results directory {str(store_dir)!r} does not exist (a saved "
-                         f"table: an existing results.parquet)")
-    if out.is_dir():
-        raise UsageError(f"-o {args.output!r} is a directory; name the HTML file to write, "
-                         f"e.g. {str(out / 'report.html')!r}")
+    store_dir = Path(args.results)
+    check_input(store_dir)
+    targets = check_output(args.output, [store_dir], "ArithBench report", beside=frame.TABLES)
     df, curves = frame.read(store_dir)
     for line in df.attrs.get("corrupt", []):
         print(f"left out: {line}", file=sys.stderr)
-    try:
-        out = html.render(df, out, curves=curves)
-    except OSError as err:
-        raise UsageError(f"cannot write the report to {args.output!r}: "
-                         f"{err.strerror or err}") from None
-    print(f"report written to {out}")
+    if df.empty and not df.attrs.get("corrupt"):
+        raise UsageError(f"results directory {str(store_dir)!r} holds no records; nothing "
+                         f"to report")
+    out = html.render(df, targets[0], curves=curves)
+    print(f"report written to {out}, its tables beside it: "
+          f"{', '.join(str(t) for t in targets[1:])}")
     code = _exit_status(df)
     return 1 if df.attrs.get("corrupt") else code
+
+
+def check_input(path: Path) -> None:
+    """A results directory, or a saved results.parquet; else UsageError saying which it is
+    not."""
+    if path.is_dir() or (path.suffix == ".parquet" and path.is_file()):
+        return
+    if not path.exists():
+        raise UsageError(f"results directory {str(path)!r} does not exist (a saved table: "
+                         f"an existing results.parquet)")
+    raise UsageError(f"{str(path)!r} is not a results table: give a results directory or a "
+                     f"results.parquet (a CSV loses the types the report needs)")
 
 
 def cmd_compare(args) -> int:
@@ -345,7 +372,17 @@ def cmd_compare(args) -> int:
 def cmd_fetch(args) -> int:
     from benchmarks import fetch
 
-    return fetch.main(args.dataset, args.dir, args.mirror)
+    if args.dir is not None and Path(args.dir).expanduser().exists() \
+            and not Path(args.dir).expanduser().is_dir():
+        raise UsageError(f"--dir {args.dir!r} is a file; name a directory to put MNIST in")
+    for url in args.mirror or ():
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
+            raise UsageError(f"bad --mirror {url!r}; expected an http(s) URL of a directory, "
+                             f"e.g. https://ossci-datasets.s3.amazonaws.com/mnist/")
+    if not 0 < args.timeout <= 86_400:
+        raise UsageError(f"bad --timeout {args.timeout:g}; expected seconds, more than 0 and "
+                         f"at most 86400")
+    return fetch.main(args.dataset, args.dir, args.mirror, args.timeout)
 
 
 def cmd_throughput(args) -> int:
@@ -414,15 +451,17 @@ def _throughput_program(args, throughput) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
+        prog="python -m benchmarks", allow_abbrev=False,
         description="ArithBench: train arithmetic units on arithmetic tasks in PyTorch and "
                     "TensorFlow; measure interpolation, extrapolation and success over seeds.",
         epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="list tasks, units, frameworks (installed or not), budgets")
+    sub.add_parser("list", allow_abbrev=False,
+                         help="list tasks, units, frameworks (installed or not), budgets")
 
-    run = sub.add_parser("run", help="train a matrix of runs; resumes where it stopped",
+    run = sub.add_parser("run", allow_abbrev=False,
+                         help="train a matrix of runs; resumes where it stopped",
                          epilog=EXIT_STATUS,
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          description="Train tasks x units x frameworks x seeds. Seeds of one "
@@ -471,7 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "bit for bit (default: %(default)g; 0: off)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    tp = sub.add_parser("throughput", help="measure training throughput on the static protocol",
+    tp = sub.add_parser("throughput", allow_abbrev=False,
+                         help="measure training throughput on the static protocol",
                         description="Train SEEDS seeds of one model together on the static "
                         "task (100 inputs, batch 128, evaluation every 1000 steps) and print "
                         "seed-steps per second; the last line is seed_steps_per_s=<float> "
@@ -487,26 +527,33 @@ def build_parser() -> argparse.ArgumentParser:
                     "size 2, own data): prints configuration-seed-steps/s")
     tp.add_argument("--ops", default="add,mul", help="with --program: ops (default: add,mul)")
 
-    report = sub.add_parser("report", help="write the HTML report of a results directory")
+    report = sub.add_parser("report", allow_abbrev=False,
+                         help="write the HTML report of a results directory")
     report.add_argument("results", help="results directory, or a results.parquet that report "
                         "wrote (a published baseline)")
     report.add_argument("-o", "--output", default="report.html", help="HTML file to write")
 
     fetch = sub.add_parser(
-        "fetch", help="download MNIST once (checked against pinned MD5s) into your cache",
+        "fetch", allow_abbrev=False,
+        help="download MNIST once (checked against pinned MD5s) into your cache",
         description="Download the four MNIST IDX files (mirrors tried in turn; each file "
         "checked against its pinned MD5 and renamed into place only then) into the cache "
         "the digit tasks search. Exit status: 0 in place, 1 download failed (one line: why, "
-        "and how to place the files by hand), 2 bad input.")
+        "and how to place the files by hand), 2 bad input, 130 or 143 interrupted (nothing "
+        "partial is kept).")
     fetch.add_argument("dataset", choices=("mnist",), help="what to fetch: mnist")
     fetch.add_argument("--dir", help="where to put the files (default: "
                        "~/.cache/arithbench/mnist, or $XDG_CACHE_HOME/arithbench/mnist)")
     fetch.add_argument("--mirror", action="append", metavar="URL",
                        help="a mirror to use instead of the public ones, repeatable")
+    fetch.add_argument("--timeout", type=float, default=300, metavar="SECONDS",
+                       help="most seconds one file may take from one mirror before the next "
+                       "is tried (default: 300)")
 
     cmp = sub.add_parser(
-        "compare", help="did anything get significantly worse? two results directories, "
-        "two models in one, or a new unit against a published baseline",
+        "compare", allow_abbrev=False,
+        help="did anything get significantly worse? two results directories, two models in "
+        "one, or a new unit against a published baseline",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Per configuration: success rates of A and B with Fisher's exact test "
         "(Holm-corrected over the configurations compared), median extrapolation errors with "
@@ -542,7 +589,30 @@ def main(argv: list[str] | None = None) -> int:
                     "fetch": cmd_fetch,
                     "throughput": cmd_throughput, "compare": cmd_compare}
         return commands[args.command](args)
+    except WriteError as err:  # a full disk or a read-only place: the work was not kept
+        print(f"python -m benchmarks {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except (UsageError, suite.SuiteError, TaskError, registry.UnknownName, StoreError,
             ValueError) as err:
-        print(f"python -m benchmarks {args.command}: error: {err}", file=sys.stderr)
+        print(f"python -m benchmarks {args.command}: error: {plain(str(err))}",
+              file=sys.stderr)
         return 2
+
+
+LONG = 80  # characters of one value shown in a refusal
+LONG_PATH = 300  # of a path (with a "/"): it names the file and is kept whole where it can be
+
+
+def plain(message: str) -> str:
+    """A refusal as one readable line: numpy scalars as their values (``np.float64(1.0)``
+    -> ``1.0``), and any value longer than `LONG` characters (a path: `LONG_PATH`) cut, with
+    its length."""
+    def cut(match) -> str:
+        value = match.group()
+        limit = LONG_PATH if "/" in value else LONG
+        if len(value) <= limit:
+            return value
+        return f"{value[:limit - 1]}… ({len(value):,} characters)"
+
+    message = re.sub(r"\bnp\.[a-z_]+\d*\(([^()]*)\)", r"\1", message)
+    return re.sub(rf"\S{{{LONG + 1},}}", cut, " ".join(message.split()))

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.store import check_output
 from reports import frame, stats
 
 ALPHA = 0.05
@@ -62,6 +63,9 @@ def _read(directory: str | os.PathLike) -> pd.DataFrame:
     """The runs of a results directory that count: ok, diverged and error (a failure, so a
     change that makes a configuration crash is a drop); skipped runs never ran."""
     path = Path(directory)
+    if path.exists() and not (path.is_dir() or path.suffix == ".parquet"):
+        raise CompareError(f"{str(path)!r} is not a results table: give a results directory "
+                           f"or a results.parquet (a CSV loses the types compare needs)")
     if not (path.is_dir() or (path.suffix == ".parquet" and path.is_file())):
         raise CompareError(f"results directory {str(path)!r} does not exist (a saved table: "
                            f"an existing results.parquet, e.g. a published baseline)")
@@ -73,7 +77,12 @@ def _read(directory: str | os.PathLike) -> pd.DataFrame:
         print(f"left out: {line}", file=sys.stderr)
     if df.empty:
         raise CompareError(f"results directory {str(path)!r} holds no records")
-    return df[df["status"].isin(("ok", "diverged", "error"))]
+    runs = df[df["status"].isin(("ok", "diverged", "error"))]
+    _left_out.extend(df.attrs.get("corrupt", []))
+    return runs
+
+
+_left_out: list[str] = []  # the records `_read` left out in this process: `command` exits 1
 
 
 def _keys(df: pd.DataFrame, drop: tuple[str, ...] = ()) -> list[str]:
@@ -454,11 +463,15 @@ def command(results: list[str], pair: str | None = None, output: str | None = No
     """``compare A B``, ``compare DIR --models a,b`` or ``compare BASELINE NEW
     --against-baseline [--units u]``: print the table (and write it as HTML to `output`); 1
     when a configuration got significantly worse in B, else 0 (always 0 against a baseline:
-    a new unit that loses to a published one is a finding, not a regression)."""
+    a new unit that loses to a published one is a finding, not a regression); 1 also when a
+    record was left out as untrusted (each is named on stderr), as `report` does. An
+    ``output`` that would overwrite an input, or a file that is not a compare page, is
+    refused first (`benchmarks.store.check_output`)."""
     if not 0 < alpha < 1:
         raise CompareError(f"bad --alpha {alpha}; expected a number between 0 and 1")
-    if output and Path(output).is_dir():
-        raise CompareError(f"-o {output!r} is a directory; name the HTML file to write")
+    if output:
+        check_output(output, results, "ArithBench compare")
+    _left_out.clear()
     if units is not None and not against:
         raise CompareError("--units selects NEW's units for --against-baseline; add it, or "
                            "use --models a,b to compare two models within one directory")
@@ -478,7 +491,7 @@ def command(results: list[str], pair: str | None = None, output: str | None = No
         found = against_baseline(*results, units=wanted, alpha=alpha)
         print(baseline_text(found))
         _write(write_baseline_html, found, output)
-        return 0
+        return 1 if _left_out else 0
     if pair is not None:
         names = [n.strip() for n in pair.split(",")]
         if len(names) != 2 or not all(names) or names[0] == names[1]:
@@ -495,14 +508,11 @@ def command(results: list[str], pair: str | None = None, output: str | None = No
         cmp = directories(*results, alpha=alpha)
     print(text(cmp))
     _write(write_html, cmp, output)
-    return 1 if len(cmp.worse) else 0
+    return 1 if len(cmp.worse) or _left_out else 0
 
 
 def _write(writer, result, output: str | None) -> None:
-    """The HTML page of a comparison, where one is asked for; a path that cannot be
-    written is a CompareError naming it."""
+    """The HTML page of a comparison, where one is asked for, written atomically; a path
+    that cannot be written is a WriteError naming it (exit 1)."""
     if output:
-        try:
-            print(f"written to {writer(result, output)}")
-        except OSError as err:
-            raise CompareError(f"cannot write {output!r}: {err.strerror or err}") from None
+        print(f"written to {writer(result, output)}")

@@ -26,6 +26,8 @@ import stat
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.records import STATUSES, RunSpec
 
 MAX_BYTES = 64 * 2**20  # a paper-budget record with its curves is well under 1 MB
@@ -293,3 +295,92 @@ def load(path: str | os.PathLike, root: str | os.PathLike | None = None) -> dict
         raise RecordError(f"not valid JSON: {str(err).splitlines()[0][:120]}") from None
     check(record, path.stem, parsed=True)
     return record
+
+
+def check_table(df) -> None:
+    """Raise RecordError (one line naming the column and a row) unless a saved table (a
+    ``results.parquet``) holds what records would: the spec fields with their types, ids of
+    20 hex digits, known statuses, ``success`` true or false and the headline errors as
+    numbers wherever a run finished, numeric metrics (text and containers only where the
+    record rules allow them), finite learning rates."""
+    import pandas as pd
+
+    api = pd.api.types
+    missing = [c for c in ("id", "status", *SPEC_TYPES) if c not in df]
+    if missing:
+        raise RecordError(f"no column(s) {', '.join(missing)}")
+
+    def bad(col: str, mask, why: str) -> None:
+        if mask.any():
+            i = int(mask.to_numpy().nonzero()[0][0])
+            value = str(df[col].iloc[i])[:40]
+            raise RecordError(f"column {col} {why} (row {i}: {value!r})")
+
+    for col, kind in (("id", str), ("status", str), ("reason", str),
+                      *SPEC_TYPES.items()):
+        if col not in df:
+            continue
+        values = df[col]
+        if kind is str:
+            bad(col, ~values.map(lambda v: isinstance(v, str)), "must hold text")
+        elif kind is bool:
+            bad(col, ~values.map(lambda v: isinstance(v, (bool, np.bool_))), "must hold "
+                "true or false")
+        elif kind is int:
+            if not api.is_integer_dtype(values) or api.is_bool_dtype(values):
+                bad(col, values.map(lambda v: True), "must hold integers")
+        elif not api.is_numeric_dtype(values) or api.is_bool_dtype(values):
+            bad(col, values.map(lambda v: True), "must hold numbers")
+    bad("id", ~df["id"].str.fullmatch(_ID.pattern), "must hold ids of 20 hex digits")
+    bad("status", ~df["status"].isin(STATUSES), f"must be one of {', '.join(STATUSES)}")
+    for col in ("lr", "schedule_scale"):
+        bad(col, ~df[col].map(lambda v: math.isfinite(v)), "must hold finite numbers")
+    finished = df["status"].isin(("ok", "diverged"))
+    if finished.any():
+        for col in ("success", *HEADLINE):
+            if col not in df:
+                raise RecordError(f"no column {col}, which finished runs carry")
+    for col in df.columns:
+        if col in SPEC_TYPES or col in ("id", "status", "reason"):
+            continue
+        values = df[col]
+        if col.startswith("success"):
+            good = values.map(lambda v: v is None or v is pd.NA or isinstance(v, (bool, np.bool_))
+                              or (isinstance(v, float) and math.isnan(v)))
+            bad(col, ~good, "must hold true or false")
+            if col == "success":
+                bad(col, finished & values.isna(), "must be true or false where a run "
+                    "finished")
+        elif col in CONTAINER_METRICS:
+            good = [_container_cell(col, v) for v in values]
+            bad(col, ~pd.Series(good, index=values.index), "must hold lists or objects of "
+                "numbers")
+        elif col in HEADLINE or col in NUMBER_FIELDS:
+            if not api.is_numeric_dtype(values) or api.is_bool_dtype(values):
+                bad(col, values.map(lambda v: not _is_number(v) and v is not None
+                                    and v is not pd.NA), "must hold numbers")
+        else:  # a parameter, a version, a machine field or another metric: plain values
+            bad(col, values.map(lambda v: isinstance(v, (dict, list, tuple))
+                                or hasattr(v, "shape") and getattr(v, "ndim", 0) > 0),
+                "must hold plain values")
+
+
+def _container_cell(name: str, value) -> bool:
+    """A container metric as read back from Parquet (lists or arrays of numbers), or none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    try:
+        _container(name, json.loads(json.dumps(value, default=_plain)))
+    except (RecordError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(type(value).__name__)

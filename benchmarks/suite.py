@@ -151,6 +151,11 @@ def expand(task_names: list[str], models: list[str] | None, frameworks: list[str
         else:
             plan = [({}, tuple(models))]
         for fixed, task_models in plan:
+            for key in sorted(set(fixed) & set(grid)):
+                if fixed[key] not in grid[key]:  # a budget never overrides --param silently
+                    raise SuiteError(f"--param {key}={_shown(grid[key])} conflicts with "
+                                     f"budget {b.name!r}, which sets {key}={fixed[key]} for "
+                                     f"{name}; drop the --param or choose another budget")
             sub = {**grid, **{k: [v] for k, v in fixed.items()}}
             keys = list(sub)
             for values in itertools.product(*(sub[k] for k in keys)):
@@ -183,3 +188,8 @@ def groups(specs: list[RunSpec], max_replicas: int = 1024) -> list[list[RunSpec]
                                     s.seed))
         out.extend(members[i:i + max_replicas] for i in range(0, len(members), max_replicas))
     return out
+
+
+def _shown(values: list) -> str:
+    """A --param's values as given: 100, or 1,2 for a list."""
+    return ",".join(str(v) for v in values)

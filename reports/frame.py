@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import schema
 from benchmarks.records import SPEC_FIELDS, THROUGHPUT, readable, row
-from benchmarks.store import Store
+from benchmarks.store import Store, atomic_write
 
 CURVE_COLUMNS = ("id", "unit", "framework", "task", "param_op", "seed", "step", "set", "mse")
+TABLES = ("results.csv", "results.parquet")  # what `save` writes beside a report
 BENCHMARK_COLUMNS = ("name", "mean", "stddev", "rounds")
 _SPAN = re.compile(r"\[([^,\]]+),([^\]]+)\]")
 
@@ -117,15 +119,21 @@ def spans(text) -> list[tuple[float, float]]:
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """A table `save` wrote; ValueError naming the file when it is not one."""
+    """A table `save` wrote, checked as records are (`benchmarks.schema.check_table`);
+    ValueError naming the file and the first problem when it is not one."""
     try:
-        df = pd.read_parquet(path)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read {str(path)!r} as a results table: {err}") from None
+        df = pd.read_parquet(path, page_checksum_verification=True)
+    except Exception as err:  # noqa: BLE001 (Arrow's errors on a damaged file vary in type)
+        why = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise ValueError(f"{str(path)!r} is not a results table: {why}") from None
     missing = [c for c in REQUIRED if c not in df]
     if missing:
         raise ValueError(f"{str(path)!r} is not a results table: no column(s) "
                          f"{', '.join(missing)}")
+    try:
+        schema.check_table(df)
+    except schema.RecordError as err:
+        raise ValueError(f"{str(path)!r} is not a results table: {err}") from None
     for col in df.select_dtypes(include="object").columns:  # Arrow: lists come back as arrays
         df[col] = df[col].map(_as_json)
     df.attrs["corrupt"] = []
@@ -144,12 +152,13 @@ def _as_json(value):
 
 
 def save(df: pd.DataFrame, directory: str | os.PathLike) -> tuple[Path, Path]:
-    """results.csv for people and spreadsheets, results.parquet for typed reloading."""
+    """results.csv for people and spreadsheets, results.parquet for typed reloading (with
+    page checksums, which `read_table` verifies); each written atomically (WriteError
+    naming the file when it cannot be)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    csv, parquet = directory / "results.csv", directory / "results.parquet"
-    df.to_csv(csv, index=False)
-    df.to_parquet(parquet, index=False)
+    csv, parquet = directory / TABLES[0], directory / TABLES[1]
+    atomic_write(csv, lambda tmp: df.to_csv(tmp, index=False))
+    atomic_write(parquet, lambda tmp: df.to_parquet(tmp, index=False, write_page_checksum=True))
     return csv, parquet
 
 

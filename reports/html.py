@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from benchmarks.store import atomic_write_text
 from reports import figures, frame, published, stats
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -258,14 +259,14 @@ def render_table(out_path: str | os.PathLike, title: str, lines: list[str], colu
     html = _ENV.get_template("table.html.j2").render(
         title=title, lines=lines, table={"columns": columns, "rows": rows,
                                          "marked": marked or [""] * len(rows)})
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(html, encoding="utf-8")
-    return out_path
+    return atomic_write_text(out_path, html)
 
 
 def render(df: pd.DataFrame, out_path: str | os.PathLike, title: str = "ArithBench report",
            curves: pd.DataFrame | None = None) -> Path:
-    """Write the report to out_path and results.csv/.parquet next to it; return the HTML path.
+    """Write the report to out_path and results.csv/.parquet next to it, each atomically
+    (`benchmarks.store.atomic_write`: a full disk leaves the older file, never a cut one);
+    return the HTML path.
 
     curves (frame.read / frame.curves) adds the learning-curve figures."""
     out_path = Path(out_path)
@@ -278,7 +279,5 @@ def render(df: pd.DataFrame, out_path: str | os.PathLike, title: str = "ArithBen
     html = _ENV.get_template("report.html.j2").render(
         title=title, overview=_overview(df), sections=sections, frameworks=frameworks,
         scoreboard=board, contents=_contents(sections, frameworks, board))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(html, encoding="utf-8")
     frame.save(df, out_path.parent)
-    return out_path
+    return atomic_write_text(out_path, html)

@@ -73,5 +73,5 @@ def float32_ranges(ranges, name: str) -> None:
                                 f"where it overflows (|values| and high - low must stay "
                                 f"below {np.finfo(np.float32).max:.3g})")
             if not lo < hi:
-                raise TaskError(f"bad {name} [{low!r}, {high!r}]: low and high are equal in "
-                                f"float32, the dtype inputs are drawn in")
+                raise TaskError(f"bad {name} [{float(low)!r}, {float(high)!r}]: low and high "
+                                f"are equal in float32, the dtype inputs are drawn in")

@@ -100,5 +100,5 @@ def test_a_saved_table_reads_back_as_its_records_hold_it(tmp_path):
     assert isinstance(curve["mse"], list) and curve["start"] == [1.0, 3.0, 5.0, 7.0]
     assert html.render(table, tmp_path / "r.html", curves=curves).exists()
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="is not a results table"):
         frame.read(tmp_path / "bad.parquet")
