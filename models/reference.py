@@ -354,7 +354,7 @@ def sparsity_error(unit: str, params: dict[str, np.ndarray]) -> np.ndarray:
 # Recurrent cells
 # ---------------------------------------------------------------------------
 # A cell maps (x_t, state) -> (h_t, state); ``state`` is a tuple of arrays, (h,) or
-# (h, c) for the LSTM, zeros at t = 0. Inputs are (B, n_in) or (R, B, n_in) and every
+# (h, c) for the LSTM and MC-LSTM, zeros at t = 0. Inputs are (B, n_in) or (R, B, n_in) and every
 # parameter may carry a leading replica axis, as for the units. Gate order and biases
 # follow PyTorch's nn.LSTM / nn.GRU / nn.RNN (one LSTM/RNN bias: torch's two biases only
 # ever appear as a sum there). Initialisation of the classic cells is PyTorch's default,
@@ -413,6 +413,70 @@ def _init_unit_cell(unit):
     return lambda rng, n_in, hidden: UNITS[unit].init(rng, n_in + hidden, hidden)
 
 
+# MC-LSTM [MC-LSTM] (Hoedt et al., ICML 2021) as its authors ran it on recurrent arithmetic,
+# the fork hoedt/stable-nalu at commit 4664c79 (file:line; docs/tasks.md has the table):
+# - x_t = [mass inputs m_t (n_in), auxiliary inputs a_t (aux)]; the fork has one auxiliary
+#   input (layer/mclstm.py:10-11), the end-of-sequence marker: 1 at every step, -1 at the
+#   last (network/simple_function_recurrent.py:75-77), appended here by `end_marker`.
+# - input gate ("junction") J and redistribution R: learned matrices, input-independent,
+#   each row softmax-normalised so every row sums to 1 (mass is conserved):
+#   experiments/simple_function_recurrent.py:259 passes junct='linear', mclstm.py:13,17-25
+#   (redist defaults to 'linear'), LinearRedistribution mclstm.py:133-160.
+# - output gate o = sigmoid(a_t W_o + b_o) (Gate, mclstm.py:110-130).
+# - step (mclstm.py:35-46): m = m_t J + c R; h = o m (the outgoing mass, what the
+#   task's linear output layer reads, network/simple_function_recurrent.py:38-39,89-90);
+#   c' = (1 - o) m.
+# - init (mclstm.py:29-33, 126-127, 149-157): J orthogonal (n_in != hidden), R the
+#   identity (square), W_o orthogonal, b_o = -3. Orthogonal as torch.nn.init.orthogonal_
+#   on the fork's tensors: J is its (n_in, hidden) matrix, W_o its Gate's (hidden, aux)
+#   weight transposed to this suite's (in, out) layout. Same distributions, numpy draws.
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _orthogonal(rng, rows, cols):
+    """torch.nn.init.orthogonal_ of a (rows, cols) weight: Q of a Gaussian's QR, signs
+    fixed by R's diagonal (a random orthogonal matrix, or orthonormal rows / columns)."""
+    if rows * cols == 0:
+        return np.zeros((rows, cols))
+    a = rng.normal(size=(rows, cols))
+    flip = rows < cols
+    q, r = np.linalg.qr(a.T if flip else a)
+    q = q * np.sign(np.diag(r))
+    return q.T if flip else q
+
+
+def end_marker(xs, aux=1):
+    """xs (..., T, n) -> (..., T, n + aux): the fork's auxiliary input appended, 1 at every
+    step and -1 at the last (network/simple_function_recurrent.py:75-77)."""
+    xs = np.asarray(xs)
+    marker = np.ones((*xs.shape[:-1], aux), dtype=xs.dtype)
+    marker[..., -1, :] = -1
+    return np.concatenate([xs, marker], axis=-1)
+
+
+def _mclstm(p, x, state):
+    _, c = state  # (h, c) as the LSTM's: loops read h as state[0]
+    n_mass = p["J"].shape[-2]
+    mass, aux = x[..., :n_mass], x[..., n_mass:]
+    o = _sigmoid(_mm(aux, p["W_o"]) + _bias(p["b_o"]))
+    m = _mm(mass, _softmax(p["J"])) + _mm(c, _softmax(p["r"]))
+    h = o * m
+    return h, (h, (1.0 - o) * m)
+
+
+def _init_mclstm(rng, n_in, hidden, aux=0):
+    """n_in mass inputs and ``aux`` auxiliary inputs (the gates' only input); aux = 0 gives
+    input-independent gates (o = sigmoid(b_o)), aux = 1 the fork's end-of-sequence marker."""
+    if isinstance(aux, bool) or not isinstance(aux, (int, np.integer)) or aux < 0:
+        raise ValueError(f"mclstm: aux must be a non-negative integer, got {aux!r}")
+    return {"r": np.eye(hidden), "J": _orthogonal(rng, n_in, hidden),
+            "W_o": _orthogonal(rng, hidden, aux).T, "b_o": np.full(hidden, -3.0)}
+
+
 @dataclass(frozen=True)
 class CellSpec:
     """What every framework must reproduce for one recurrent cell."""
@@ -427,6 +491,9 @@ class CellSpec:
     gates: int = 1  # hidden = the recurrent weight's last axis / gates
     unit: str | None = None  # the arithmetic unit applied to [x_t, h_{t-1}], if any
     n_state: int = 1  # arrays in the state tuple
+    options: tuple[str, ...] = ()  # keyword options of ``init`` (default: none)
+    # the options the sequence loop inits the cell with (`models.sequence`)
+    sequence_options: tuple[tuple[str, object], ...] = ()
 
 
 CELLS: dict[str, CellSpec] = {}
@@ -454,14 +521,24 @@ for _cell in (
                _unit_cell(unit), f"h' = {UNITS[unit].title}([x, h])",
                "[NALU] section 4 (NAC/NALU as recurrent cores); [NAU] recurrent task",
                unit=unit) for unit in ("nac", "nalu", "nau", "nmu")),
+    CellSpec("mclstm", "MC-LSTM", ("r", "J", "W_o", "b_o"), _init_mclstm, _mclstm,
+             "o = s(a W_o + b_o); m = x softmax(J) + c softmax(r); h' = o m; c' = (1 - o) m",
+             "Hoedt et al. 2021 (MC-LSTM); hoedt/stable-nalu@4664c79 stable_nalu/layer/"
+             "mclstm.py:35-46 with junct='linear'", options=("aux",),
+             n_state=2, sequence_options=(("aux", 1),)),
 ):
     _register_cell(_cell)
 
 
-def cell_init(name: str, n_in: int, hidden: int,
-              rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Initial parameters of one replica of a cell, float64."""
-    return CELLS[name].init(rng, n_in, hidden)
+def cell_init(name: str, n_in: int, hidden: int, rng: np.random.Generator,
+              **options) -> dict[str, np.ndarray]:
+    """Initial parameters of one replica of a cell, float64; ``options`` are the cell's
+    own (`CellSpec.options`, e.g. MC-LSTM's ``aux``), refused for any other cell."""
+    unknown = set(options) - set(CELLS[name].options)
+    if unknown:
+        raise ValueError(f"cell {name!r} takes no option {', '.join(sorted(unknown))}; "
+                         f"its options: {', '.join(CELLS[name].options) or 'none'}")
+    return CELLS[name].init(rng, n_in, hidden, **options)
 
 
 def cell_hidden(name: str, params: dict[str, np.ndarray]) -> int:

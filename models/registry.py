@@ -100,10 +100,12 @@ def check_cell(cell: str) -> str:
     raise UnknownName(f"unknown cell {cell!r}; known cells: {', '.join(CELL_NAMES)}")
 
 
-def init_cell_params(cell: str, n_in: int, hidden: int, seeds) -> dict[str, np.ndarray]:
-    """Reference initialisation of a cell for each seed, stacked on a leading replica axis."""
-    per_seed = [reference.cell_init(check_cell(cell), n_in, hidden, np.random.default_rng(s))
-                for s in seeds]
+def init_cell_params(cell: str, n_in: int, hidden: int, seeds,
+                     **options) -> dict[str, np.ndarray]:
+    """Reference initialisation of a cell for each seed, stacked on a leading replica axis;
+    ``options`` are the cell's own (see `reference.cell_init`)."""
+    per_seed = [reference.cell_init(check_cell(cell), n_in, hidden, np.random.default_rng(s),
+                                    **options) for s in seeds]
     return {k: np.stack([p[k] for p in per_seed]) for k in per_seed[0]}
 
 

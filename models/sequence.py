@@ -46,7 +46,8 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     seeds = [s.seed for s in specs]
     instances = [task.instance(s) for s in seeds]
     cell_params = registry.init_cell_params(cell, n_in, hidden,
-                                            [[s, INIT_STREAM, 0] for s in seeds])
+                                            [[s, INIT_STREAM, 0] for s in seeds],
+                                            **dict(reference.CELLS[cell].sequence_options))
     out_params = registry.init_params(out, hidden, n_out, [[s, INIT_STREAM, 1] for s in seeds])
     eval_sets = {name: (x, np.stack([task.eval_targets(inst, x) for inst in instances]))
                  for name, x in task.eval_inputs().items()}

@@ -12,7 +12,7 @@ U[1, 2] (verified from [NAU]'s code: ``fork(seq_length=10)`` for training and
 interpolation, ``fork(seq_length=1000)`` for extrapolation, ``input_range=[1, 2]``).
 
 Model grammar (``check_model``): ``CELL-UNIT`` - a recurrent cell from the cell registry
-(lstm, gru, rnn_tanh, rnn_relu, nac, nalu, nau, nmu) reads the sequence and a
+(lstm, gru, rnn_tanh, rnn_relu, mclstm, nac, nalu, nau, nmu) reads the sequence and a
 feed-forward unit from the unit registry maps its last hidden state to the output, e.g.
 ``nau-nmu``, ``lstm-linear``. A bare ``CELL`` is ``CELL-CELL`` when the cell is an
 arithmetic unit (``nau`` = ``nau-nau``) and ``CELL-linear`` otherwise (``lstm``). Every

@@ -17,6 +17,10 @@ INPUTS = {  # (B, T, n_in) sequences
                        [[300.0, 20.0, 0.0], [1.0, 2.0, 3.0], [-400.0, 0.0, 80.0]]]),
 }
 CELLS = list(reference.CELLS)
+# (cell, init options): every cell as registered, and MC-LSTM with its auxiliary input
+# (the end-of-sequence marker of `reference.end_marker`, appended to the inputs)
+CASES = [pytest.param(c, {}, id=c) for c in CELLS] + [
+    pytest.param("mclstm", {"aux": 1}, id="mclstm-aux")]
 
 
 def _float32(params):
@@ -89,12 +93,15 @@ def numeric_grad(cell, params, xs, key, h=1e-6):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("inputs", list(INPUTS))
-@pytest.mark.parametrize("cell", CELLS)
-def test_states_and_gradients_match_reference(framework, cell, inputs):
+@pytest.mark.parametrize("cell,options", CASES)
+def test_states_and_gradients_match_reference(framework, cell, options, inputs):
     fw = Adapter(framework)
     xs = INPUTS[inputs].astype(np.float32).astype(np.float64)
+    if options.get("aux"):
+        xs = reference.end_marker(xs, options["aux"])
     for seed in range(2):
-        params = _float32(reference.cell_init(cell, N_IN, HIDDEN, np.random.default_rng(seed)))
+        params = _float32(reference.cell_init(cell, N_IN, HIDDEN, np.random.default_rng(seed),
+                                              **options))
         want = reference_states(cell, params, xs)
         module = fw.module.make(cell, params)
         got = fw.states(module, xs)
@@ -107,7 +114,7 @@ def test_states_and_gradients_match_reference(framework, cell, inputs):
         module = fw.module.make(cell, params)
         grads = fw.grads(module, xs)
         wants = {k: numeric_grad(cell, params, xs, k) for k in reference.CELLS[cell].params}
-        gscale = max(np.abs(w).max() for w in wants.values()) + 0.05
+        gscale = max(np.abs(w).max(initial=0.0) for w in wants.values()) + 0.05
         for key, w in wants.items():
             np.testing.assert_allclose(grads[key], w, rtol=2e-3, atol=2e-4 * gscale,
                                        err_msg=f"{cell}.{key} grad on {inputs}")
@@ -181,3 +188,79 @@ def test_registry_refuses_feed_forward_units_and_unknown_cells():
         registry.check_cell("lstm2")
     assert set(registry.CELL_NAMES) >= {"lstm", "gru", "rnn_tanh", "rnn_relu", "nac", "nalu",
                                         "nau", "nmu"}
+
+
+def _mclstm_params(aux):
+    """Hand-set MC-LSTM weights: inputs 0, 1 go to cell 0, inputs 1, 2 to cell 1 (input 1
+    split evenly), the state stays in its cell, and with the end-of-sequence marker the
+    output gate is shut (o = s(-30)) during the sequence and open (o = s(30)) at its end."""
+    big = 30.0
+    j = np.array([[big, -big], [0.0, 0.0], [-big, big]])
+    return {"r": np.eye(2) * big, "J": j, "W_o": np.full((aux, 2), -big),
+            "b_o": np.zeros(2)}
+
+
+def test_mclstm_reference_conserves_mass_and_accumulates():
+    xs = np.random.default_rng(0).uniform(1.0, 2.0, size=(5, 7, 3))
+    # mass conservation at every step, for any weights: sum(h + c) = sum(x_t) + sum(c_prev)
+    params = reference.cell_init("mclstm", 3, 4, np.random.default_rng(1), aux=1)
+    params = {k: v + np.random.default_rng(2).normal(size=v.shape) for k, v in params.items()}
+    marked = reference.end_marker(xs)
+    state = reference.cell_zero_state("mclstm", params, 5)
+    for t in range(7):
+        h, new = reference.cell_step("mclstm", params, marked[:, t], state)
+        np.testing.assert_allclose((h + new[1]).sum(-1), xs[:, t].sum(-1) + state[1].sum(-1))
+        assert np.all(h >= 0) and np.all(new[1] >= 0)  # positive mass stays positive
+        state = new
+    # the hand-set weights with the marker: h_T is the two subset sums over the sequence
+    want = np.stack([xs[..., 0].sum(1) + xs[..., 1].sum(1) / 2,
+                     xs[..., 2].sum(1) + xs[..., 1].sum(1) / 2], -1)
+    np.testing.assert_allclose(reference.cell_run("mclstm", _mclstm_params(1), marked), want,
+                               rtol=1e-10)
+    # without the marker (aux = 0) the gate is constant: o = s(0) = 1/2 leaks half each step
+    leaky = reference.cell_run("mclstm", _mclstm_params(0), xs)
+    assert np.all(leaky < 0.6 * want)
+
+
+def test_mclstm_init_and_options():
+    """The fork's init: J with orthonormal columns, R the identity, W_o a unit vector (one
+    auxiliary input, hidden 2), b_o = -3; options are MC-LSTM's only."""
+    p = reference.cell_init("mclstm", 10, 2, np.random.default_rng(0), aux=1)
+    assert {k: v.shape for k, v in p.items()} == {"r": (2, 2), "J": (10, 2), "W_o": (1, 2),
+                                                   "b_o": (2,)}
+    np.testing.assert_allclose(p["J"].T @ p["J"], np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(p["W_o"]), 1.0)
+    np.testing.assert_array_equal(p["r"], np.eye(2))
+    np.testing.assert_array_equal(p["b_o"], [-3.0, -3.0])
+    assert reference.cell_init("mclstm", 10, 2, np.random.default_rng(0))["W_o"].shape == (0, 2)
+    stacked = registry.init_cell_params("mclstm", 10, 2, [1, 2], aux=1)
+    assert stacked["W_o"].shape == (2, 1, 2)
+    with pytest.raises(ValueError, match="takes no option aux"):
+        reference.cell_init("lstm", 3, 2, np.random.default_rng(0), aux=1)
+    with pytest.raises(ValueError, match="aux must be a non-negative integer"):
+        reference.cell_init("mclstm", 3, 2, np.random.default_rng(0), aux=-1)
+    marked = reference.end_marker(np.zeros((2, 4, 3)))
+    np.testing.assert_array_equal(marked[0, :, 3], [1, 1, 1, -1])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_mclstm_inputs_append_the_end_marker(framework):
+    """`Cell.inputs` in the sequence loops: the marker of `reference.end_marker` for
+    MC-LSTM with aux = 1; x unchanged for every other cell (and MC-LSTM with aux = 0)."""
+    fw = Adapter(framework)
+    xs = INPUTS["positive"].astype(np.float32)
+    marked = reference.end_marker(xs)
+    cell = fw.module.make("mclstm", registry.init_cell_params("mclstm", N_IN, HIDDEN, [0],
+                                                              aux=1))
+    for t in range(STEPS):
+        got = cell.inputs(fw.tensor(xs[:, t]), t == STEPS - 1)
+        np.testing.assert_array_equal(np.asarray(got), marked[:, t])
+    if framework == "tf":  # the tf evaluation loop passes a boolean tensor
+        for last in (True, False):
+            got = cell.inputs(fw.tensor(xs[:, 0]), fw.lib.constant(last))
+            np.testing.assert_array_equal(np.asarray(got)[:, :N_IN], xs[:, 0])
+            np.testing.assert_array_equal(np.asarray(got)[:, N_IN], -1.0 if last else 1.0)
+    for name in ("lstm", "nau"):
+        other = fw.module.make(name, registry.init_cell_params(name, N_IN, HIDDEN, [0]))
+        np.testing.assert_array_equal(np.asarray(other.inputs(fw.tensor(xs[:, 0]), True)),
+                                      xs[:, 0])

@@ -27,7 +27,7 @@ def _curve(record):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("model", ["nau-nmu", "lstm"])
+@pytest.mark.parametrize("model", ["nau-nmu", "lstm", "mclstm"])
 def test_replica_matches_one_seed_run(framework, model):
     group = _records(framework, model, [0, 1, 2])
     alone = _records(framework, model, [1])
@@ -71,11 +71,14 @@ def test_diverging_replica_leaves_the_others_alone(framework, monkeypatch):
         np.testing.assert_allclose(_curve(group[seed]), _curve(healthy[seed]), rtol=1e-4)
 
 
-def test_torch_and_tf_train_the_same_numbers():
+@pytest.mark.parametrize("model", ["nau", "mclstm"])
+def test_torch_and_tf_train_the_same_numbers(model):
+    """Same start, same numbers; for MC-LSTM this covers its end-of-sequence marker in
+    torch's loop and in tf's unrolled (training) and looped (evaluation) ones."""
     if any(registry.framework_missing(fw) for fw in registry.FRAMEWORKS):
         pytest.skip("needs both frameworks")
-    torch_run = _records("torch", "nau", [0])
-    tf_run = _records("tf", "nau", [0])
+    torch_run = _records("torch", model, [0])
+    tf_run = _records("tf", model, [0])
     np.testing.assert_allclose(_curve(torch_run[0]), _curve(tf_run[0]), rtol=1e-3)
 
 
@@ -104,3 +107,24 @@ def test_overflow_at_a_long_length_is_a_failure_not_a_divergence(monkeypatch):
     assert rec["metrics"]["extrapolation_mse"] == np.inf
     assert rec["metrics"]["success"] is False
     assert np.isfinite(rec["metrics"]["interpolation_mse"])
+
+
+def test_mclstm_reads_the_end_marker_in_the_loop():
+    """The recurrent loop inits MC-LSTM with one auxiliary input and each framework's
+    evaluation equals the numpy reference on the marked sequence (the fork's network)."""
+    from models import reference
+
+    x = np.random.default_rng(0).uniform(1, 2, size=(6, 12, 10)).astype(np.float32)
+    cell = registry.init_cell_params("mclstm", 10, 2, [3, 4],
+                                     **dict(reference.CELLS["mclstm"].sequence_options))
+    out = registry.init_params("linear", 2, 1, [5, 6])
+    want = reference.forward("linear", out, reference.cell_run(
+        "mclstm", cell, reference.end_marker(x.astype(np.float64))))
+    y = np.zeros((2, 6, 1))
+    for fw in registry.FRAMEWORKS:
+        if registry.framework_missing(fw):
+            continue
+        trainer = registry.framework_module(fw, "sequence").Trainer(
+            ("mclstm", cell), ("linear", out), lr=1e-2, length=10)
+        np.testing.assert_allclose(trainer.errors(x, y), (want ** 2).mean(axis=(-2, -1)),
+                                   rtol=1e-5, err_msg=fw)

@@ -74,6 +74,11 @@ class Cell(keras.layers.Layer):
     def project_(self) -> None:
         """Nothing to keep in range for the classic cells."""
 
+    def inputs(self, x, last):
+        """x_t as the cell reads it in a sequence loop (``last``: the final step, a bool or
+        a boolean tensor)."""
+        return x
+
 
 def _linear(cell, x, h):
     """x W + h U + b, the pre-activation every classic cell starts from."""
@@ -141,12 +146,39 @@ class UnitCell(Cell):
         self.unit.project_()
 
 
+class MCLSTM(Cell):
+    """MC-LSTM as its authors ran it on recurrent arithmetic (models/reference.py)."""
+
+    name = "mclstm"
+
+    def _build(self, params):
+        super()._build(params)
+        self.mass, self.aux = self.J.shape[-2], self.W_o.shape[-2]
+
+    def call(self, x, state):
+        _, c = state
+        o = tf.sigmoid(tf.matmul(x[..., self.mass:], self.W_o) + _bias(self.b_o))
+        m = (tf.matmul(x[..., :self.mass], tf.nn.softmax(self.J, axis=-1))
+             + tf.matmul(c, tf.nn.softmax(self.r, axis=-1)))
+        h = o * m
+        return h, (h, (1.0 - o) * m)
+
+    def inputs(self, x, last):
+        """The auxiliary inputs appended: the end-of-sequence marker, -1 if last else 1."""
+        if not self.aux:
+            return x
+        sign = tf.where(last, -1.0, 1.0)
+        marker = tf.ones(tf.concat([tf.shape(x)[:-1], [self.aux]], 0)) * sign
+        return tf.concat([x, marker], axis=-1)
+
+
 def _unit_cell(unit: str) -> type[UnitCell]:
     return type(f"{units.CLASSES[unit].__name__}Cell", (UnitCell,), {"name": unit})
 
 
 CLASSES = {cls.name: cls for cls in (LSTM, GRU, RNNTanh, RNNReLU,
-                                     *(_unit_cell(u) for u in ("nac", "nalu", "nau", "nmu")))}
+                                     *(_unit_cell(u) for u in ("nac", "nalu", "nau", "nmu")),
+                                     MCLSTM)}
 
 
 def make(cell: str, params: dict[str, np.ndarray]) -> Cell:

@@ -31,7 +31,7 @@ class SequenceNet(keras.layers.Layer):
         state = self.cell.zero_state(tf.shape(xs)[-3])
         h = state[0]
         for t in range(length):
-            h, state = self.cell(xs[..., t, :], state)
+            h, state = self.cell(self.cell.inputs(xs[..., t, :], t == length - 1), state)
         return self.out(h)
 
     def looped(self, xs):
@@ -40,7 +40,7 @@ class SequenceNet(keras.layers.Layer):
         steps = tf.shape(xs)[1]
 
         def body(t, state):
-            return t + 1, self.cell(xs[:, t, :], state)[1]
+            return t + 1, self.cell(self.cell.inputs(xs[:, t, :], t == steps - 1), state)[1]
         _, state = tf.while_loop(lambda t, _: t < steps, body, (tf.constant(0), state),
                                  parallel_iterations=1)
         return self.out(state[0])

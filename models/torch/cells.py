@@ -76,6 +76,10 @@ class Cell(nn.Module):
     def project_(self) -> None:
         """Nothing to keep in range for the classic cells."""
 
+    def inputs(self, x, last):
+        """x_t as the cell reads it in a sequence loop (``last``: the final step)."""
+        return x
+
 
 def _linear(cell, x, h):
     """x W + h U + b, the pre-activation every classic cell starts from."""
@@ -144,12 +148,37 @@ class UnitCell(Cell):
         self.unit.project_()
 
 
+class MCLSTM(Cell):
+    """MC-LSTM as its authors ran it on recurrent arithmetic (models/reference.py)."""
+
+    name = "mclstm"
+
+    def _build(self, params):
+        super()._build(params)
+        self.mass, self.aux = self.J.shape[-2], self.W_o.shape[-2]
+
+    def forward(self, x, state):
+        _, c = state
+        o = torch.sigmoid(_mm(x[..., self.mass:], self.W_o) + _bias(self.b_o))
+        m = (_mm(x[..., :self.mass], torch.softmax(self.J, dim=-1))
+             + _mm(c, torch.softmax(self.r, dim=-1)))
+        h = o * m
+        return h, (h, (1 - o) * m)
+
+    def inputs(self, x, last):
+        """The auxiliary inputs appended: the end-of-sequence marker, -1 if last else 1."""
+        if not self.aux:
+            return x
+        return torch.cat([x, x.new_full((*x.shape[:-1], self.aux), -1.0 if last else 1.0)], -1)
+
+
 def _unit_cell(unit: str) -> type[UnitCell]:
     return type(f"{units.CLASSES[unit].__name__}Cell", (UnitCell,), {"name": unit})
 
 
 CLASSES = {cls.name: cls for cls in (LSTM, GRU, RNNTanh, RNNReLU,
-                                     *(_unit_cell(u) for u in ("nac", "nalu", "nau", "nmu")))}
+                                     *(_unit_cell(u) for u in ("nac", "nalu", "nau", "nmu")),
+                                     MCLSTM)}
 
 
 def make(cell: str, params: dict[str, np.ndarray]) -> Cell:

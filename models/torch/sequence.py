@@ -23,8 +23,9 @@ class SequenceNet(nn.Module):
         """xs (R or 1, B, L, n_in) or a shared (B, L, n_in) -> (R, B, n_out)."""
         state = self.cell.zero_state(xs.shape[-3])
         h = state[0]
-        for t in range(xs.shape[-2]):
-            h, state = self.cell(xs[..., t, :], state)
+        steps = xs.shape[-2]
+        for t in range(steps):
+            h, state = self.cell(self.cell.inputs(xs[..., t, :], t == steps - 1), state)
         return self.out(h)
 
     def project_(self):
