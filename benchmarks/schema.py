@@ -8,7 +8,9 @@
   fields), ``status`` one of `STATUSES` and ``reason`` a string;
 - the spec fields with their types (``seed`` an integer, ``task_params`` an object, ...);
 - ``ok`` and ``diverged`` records carry ``metrics`` with ``success`` (true or false) and
-  ``interpolation_mse`` / ``extrapolation_mse`` (numbers or null); every other metric is a
+  ``interpolation_mse`` / ``extrapolation_mse`` (numbers or null); the normalised errors
+  (`NORMALISED`, ``normalised_<L>``) are numbers >= 0, NaN or null where a record has
+  them (records written before them lack them); every other metric is a
   number, a boolean or null, text only where listed in `TEXT_METRICS`, and a list or an
   object of numbers only where listed in `CONTAINER_METRICS`;
 - ``curve`` an object of equal-length lists of numbers (or null), ``step`` integers;
@@ -42,6 +44,11 @@ NUMBER_FIELDS = ("group_size", "train_seconds", "wall_seconds", "seed_steps_per_
                  "samples_per_s")
 HEADLINE = ("interpolation_mse", "extrapolation_mse")
 TEXT_METRICS = frozenset({"digits_source", "digits_location"})
+# [NALU]'s normalised error (`tasks.base.normalised`), every task's, and per test length L
+# ``normalised_<L>`` (recurrent arithmetic, MNIST); per length or T also as the list
+# "normalised" of the containers per_length (MNIST) and success_by_T (grid world)
+NORMALISED = ("interpolation_normalised", "extrapolation_normalised")
+_NORMALISED_L = re.compile(r"^normalised_\d+$")
 # metrics that are lists or objects of numbers (curves and per-length tables)
 CONTAINER_METRICS = frozenset({"magnitude_curve", "per_length", "success_by_T", "train_T",
                                "reinit_steps", "extrapolation_numbers"})
@@ -136,6 +143,10 @@ def _metrics(record: dict) -> None:
             if not (isinstance(value, bool) or value is None):
                 raise RecordError(f"metric {name} must be true or false, not {_kind(value)} "
                                   f"({str(value)[:40]!r})")
+        elif name in NORMALISED or _NORMALISED_L.match(name):
+            if not (value is None or _is_number(value) and not value < 0):
+                raise RecordError(f"metric {name} must be a number >= 0 or null, not "
+                                  f"{str(value)[:40]!r}")
         elif name in TEXT_METRICS:
             if not isinstance(value, str):
                 raise RecordError(f"metric {name} must be text, not {_kind(value)}")

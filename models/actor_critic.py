@@ -164,8 +164,11 @@ def _run(task, spec, progress):
     status, reason = "ok", ""
     evaluated_at = set(engine.evaluation_steps(spec.steps, spec.eval_interval).tolist())
 
+    untrained = {}  # the agent's per-T curve at step 0: the normalised errors' scale
+
     def record(step):
-        T, reward, _ = evaluate(agent, task)
+        T, reward, early = evaluate(agent, task)
+        untrained.setdefault("by_T", task.by_T(T, reward, early))
         interp, extrap = task.failure_rates(T, reward)
         curve["step"].append(step)
         curve["interpolation"].append(interp)
@@ -202,7 +205,7 @@ def _run(task, spec, progress):
     seconds = time.perf_counter() - start
     if status == "ok":
         T, reward, early = evaluate(agent, task)
-        metrics = task.headline(task.by_T(T, reward, early))
+        metrics = task.headline(task.by_T(T, reward, early), untrained["by_T"])
     else:
         metrics = {"success": False, "interpolation_mse": float("nan"),
                    "extrapolation_mse": float("nan")}

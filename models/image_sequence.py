@@ -94,6 +94,7 @@ def train_one(task, spec, progress=None) -> tuple[dict, float]:
     cfg = engine.TrainConfig.of(spec)
     unit = reference.CELLS[cell].unit
     now: dict = {}
+    untrained: dict = {}  # the network at step 0: the normalised errors' scale
 
     def batches(n: int) -> dict:
         idx, ys = task.train_batch(rng, n, spec.batch_size)
@@ -101,6 +102,7 @@ def train_one(task, spec, progress=None) -> tuple[dict, float]:
 
     def evaluate() -> dict[str, np.ndarray]:
         now["params"], now["features"] = trainer.state(), trainer.features(images.test_images)
+        untrained.setdefault("net", dict(now))
         return {name: np.array([_mse(task, cell, now["params"], now["features"], length)])
                 for name, length in (("interpolation", train_len), ("extrapolation", first))}
 
@@ -114,7 +116,11 @@ def train_one(task, spec, progress=None) -> tuple[dict, float]:
     predictions = {length: core_predict(cell, best["params"], best["features"],
                                         task.eval_sets[length][0])
                    for length in task.eval_lengths}
-    seed = replace(result.seed(0), best=predictions)
+    seed = result.seed(0)
+    others = [L for L in task.eval_lengths if L not in (train_len, first)]  # not at step 0
+    net = untrained["net"]
+    seed = replace(seed, best=predictions, extra={**seed.extra, "untrained_mse": {
+        L: _mse(task, cell, net["params"], net["features"], L) for L in others}})
     out = engine.results(result, lambda _: task.metrics(seed), finite_only=True)
     return out[0], result.step_seconds
 

@@ -251,12 +251,15 @@ def frameworks(summary: pd.DataFrame) -> bytes | None:
         return _png(fig)
 
 
-def scoreboard(cells: pd.DataFrame) -> bytes | None:
-    """Success rate as a heatmap, models down, (task, op) across, one panel per framework;
-    a cell whose budget is shorter than the published median solved-at step is hatched and
-    its rate marked with a dagger. cells: column, unit, framework, success, limited."""
-    if cells.empty:
+def scoreboard(cells: pd.DataFrame, value: str = "success") -> bytes | None:
+    """Success rate (or ``value="extrapolation_normalised"``: the median normalised
+    extrapolation error, coloured from 0 to 100 and beyond, lower better) as a heatmap,
+    models down, (task, op) across, one panel per framework; a cell whose budget is
+    shorter than the published median solved-at step is hatched and its value marked with
+    a dagger. cells: column, unit, framework, the value, limited."""
+    if cells.empty or cells[value].isna().all():
         return None
+    rate = value == "success"
     columns = list(dict.fromkeys(cells["column"]))  # the caller's order: task by task
     labels = [c.replace(" ", "\n", 1) for c in columns]  # task above its op: no rotation
     units, fws = sorted(cells["unit"].unique()), sorted(cells["framework"].unique())
@@ -265,21 +268,22 @@ def scoreboard(cells: pd.DataFrame) -> bytes | None:
     left = 0.3 + 0.09 * max(map(len, units))
     col = max(0.8, 0.085 * chars)
     width, height = left + 0.2 + col * len(columns), 0.4 * len(units) + 0.55 + 0.2 * lines
-    cmap = sns.color_palette("viridis", as_cmap=True)
+    cmap = sns.color_palette("viridis" if rate else "viridis_r", as_cmap=True)
+    text = (lambda v: f"{v:.0%}") if rate else (lambda v: f"{v:.3g}")  # noqa: E731
     with _figure(*_wrap(len(fws), width), width=width, height=height, left=left,
                  bottom=0.2 * lines + 0.2) as (fig, axes):
         _spare(axes, len(fws))
         for ax, fw in zip(axes.flat, fws):
             rows = cells[cells["framework"] == fw]
-            grid = rows.pivot_table(index="unit", columns="column", values="success",
+            grid = rows.pivot_table(index="unit", columns="column", values=value,
                                     aggfunc="first").reindex(index=units, columns=columns)
             limited = rows.pivot_table(index="unit", columns="column", values="limited",
                                        aggfunc="any").reindex(index=units, columns=columns)
             limited = limited.astype("boolean").fillna(False).to_numpy(bool)
-            notes = np.where(grid.isna(), "", grid.map(lambda v: f"{v:.0%}").astype(str)
+            notes = np.where(grid.isna(), "", grid.map(text).astype(str)
                              + np.where(limited, " †", ""))
-            sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap=cmap, annot=notes, fmt="",
-                        annot_kws={"fontsize": 10}, cbar=False, linewidths=1,
+            sns.heatmap(grid, ax=ax, vmin=0, vmax=1 if rate else 100, cmap=cmap, annot=notes,
+                        fmt="", annot_kws={"fontsize": 10}, cbar=False, linewidths=1,
                         linecolor="white", xticklabels=labels)
             for i, j in zip(*np.nonzero(limited)):
                 ax.add_patch(matplotlib.patches.Rectangle((j, i), 1, 1, fill=False, hatch="//",

@@ -13,6 +13,7 @@ import pandas as pd
 
 from benchmarks import schema
 from benchmarks.records import SPEC_FIELDS, THROUGHPUT, readable, row
+from benchmarks.schema import NORMALISED
 from benchmarks.store import Store, atomic_write
 
 CURVE_COLUMNS = ("id", "unit", "framework", "task", "param_op", "seed", "step", "set", "mse")
@@ -36,6 +37,9 @@ def frame(records: Iterable[dict]) -> pd.DataFrame:
     rows = [row(r) for r in records]
     df = pd.DataFrame(rows, columns=None if rows else ["id", *SPEC_FIELDS, "status", "reason"])
     metrics = {k for r in records if isinstance(r, dict) for k in (r.get("metrics") or {})}
+    if len(df):  # every task's normalised errors, NaN in records written before them
+        metrics |= set(NORMALISED)
+        df = df.assign(**{c: np.nan for c in NORMALISED if c not in df})
     _fill_omitted(df)
     for col in [*metrics, *THROUGHPUT]:  # missing values (skipped runs) must not make them object
         kind = pd.api.types.infer_dtype(df[col], skipna=True) if col in df else None

@@ -16,7 +16,9 @@ TEMPLATES = Path(__file__).with_name("templates")
 _ENV = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
                    autoescape=select_autoescape(("html", "html.j2"), default=True),
                    trim_blocks=True, lstrip_blocks=True)
-_MEDIANS = {"interpolation_mse": "interpolation MSE", "extrapolation_mse": "extrapolation MSE",
+_MEDIANS = {"extrapolation_normalised": "extrapolation normalised",
+            "interpolation_normalised": "interpolation normalised",
+            "interpolation_mse": "interpolation MSE", "extrapolation_mse": "extrapolation MSE",
             "solved_at": "solved at (step)", "sparsity_error": "sparsity error"}
 
 
@@ -106,14 +108,15 @@ def figure(caption: str, png: bytes | None) -> list[dict]:
 
 
 def _leaderboards(table: pd.DataFrame, varying: list[str]) -> list[dict]:
-    """Per op, every model x framework ranked by success rate, then extrapolation error."""
-    table = table.sort_values(["success", "extrapolation_mse"], ascending=[False, True],
-                              kind="stable")
+    """Per op, every model x framework ranked by success rate, then by the median normalised
+    extrapolation error (100 = the untrained model), then the extrapolation MSE."""
+    table = stats.ranked(table)
     ops = (table.groupby("param_op", dropna=False, sort=True) if "param_op" in table
            else [("", table)])
     columns = [*(c.removeprefix("param_") for c in varying), "unit", "framework", "runs",
                "success [95% CI]", *_MEDIANS.values(), "diverged"]
-    return [{"op": "" if pd.isna(op) else op, "columns": columns, "rows": [
+    numeric = (len(varying) + 3, len(columns))  # runs .. diverged, right-aligned
+    return [{"op": "" if pd.isna(op) else op, "columns": columns, "numeric": numeric, "rows": [
         [*(r[c] for c in varying), r["unit"], r["framework"], int(r["runs"]),
          rate(r["success"], r["success_low"], r["success_high"]),
          *((step_text if m == "solved_at" else num)(r[m]) for m in _MEDIANS), int(r["diverged"])]
@@ -214,29 +217,51 @@ def _scoreboard(finished: pd.DataFrame) -> dict | None:
     cells["_order"] = [_task_order((t,)) for t in cells["task"]]
     cells = cells.sort_values(["_order", "column", "unit", "framework"], kind="stable")
     columns = cells.drop_duplicates("column")[["column", "task"]]
+    leaders = {col: (r["unit"], r["framework"]) for col, g in cells.groupby("column")
+               for r in [stats.ranked(g).iloc[0]]}
     wide = cells.set_index(["unit", "framework", "column"])
     rows = []
-    for unit, fw in sorted(set(zip(cells["unit"], cells["framework"]))):
+    for unit, fw in _board_order(cells):
         row = []
         for col in columns["column"]:
             if (unit, fw, col) not in wide.index:
-                row.append({"rate": "", "interval": "", "title": "not run", "limited": False})
+                row.append({"rate": "", "interval": "", "normalised": "", "lead": False,
+                            "title": "not run", "limited": False})
                 continue
             c = wide.loc[(unit, fw, col)]
             text = rate(c["success"], c["success_low"], c["success_high"])
+            norm = num(c["extrapolation_normalised"])
             row.append({"rate": f"{c['success']:.0%}", "limited": bool(c["limited"]),
                         "interval": text.removeprefix(f"{c['success']:.0%}").strip(),
+                        "normalised": norm, "lead": leaders[col] == (unit, fw),
                         "title": f"{unit} {fw} on {col}: {text} of {int(c['runs'])} run"
                                  + ("s" if c["runs"] != 1 else "")
                                  + (" (budget shorter than the published median solved-at "
-                                    "step)" if c["limited"] else "")})
+                                    "step)" if c["limited"] else "")
+                                 + f"; median normalised extrapolation error {norm}"})
         rows.append({"unit": unit, "framework": fw, "cells": row})
     return {"columns": [{"label": c, "href": f"#task-{t}"} for c, t in columns.itertuples(
                 index=False)], "rows": rows, "limited": bool(cells["limited"].any()),
             "figures": figure("Success rate per model (rows) and task (columns), one panel per "
                               "framework; † and hatching: the budget is shorter than [NAU]'s "
                               "median solved-at step for that op and model",
-                              figures.scoreboard(cells))}
+                              figures.scoreboard(cells))
+            + figure("Median normalised extrapolation error per model and task (100 = the "
+                     "untrained model of the same seed, 0 = exact; lower is better, the "
+                     "colour saturates at 100), one panel per framework",
+                     figures.scoreboard(cells, value="extrapolation_normalised"))}
+
+
+def _board_order(cells: pd.DataFrame) -> list[tuple[str, str]]:
+    """The scoreboard's rows, best first: by the mean success rate over the columns a model
+    ran, then (where that ties, e.g. all 0%) by the median over its columns of its median
+    normalised extrapolation error (missing last), then by name."""
+    per = cells.groupby(["unit", "framework"]).agg(
+        success=("success", "mean"), normalised=("extrapolation_normalised", "median"))
+    per = per.reset_index().sort_values(["unit", "framework"])
+    per = per.sort_values(["success", "normalised"], ascending=[False, True], kind="stable",
+                          na_position="last")
+    return list(zip(per["unit"], per["framework"]))
 
 
 def _contents(sections: list[dict], frameworks: dict | None, scoreboard: dict | None) -> list:

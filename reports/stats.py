@@ -14,8 +14,13 @@ from benchmarks.records import FINAL, STATUSES
 
 BY = ("task", "param_op", "unit", "framework")
 SUMMARY_COLUMNS = ("runs", "success", "success_low", "success_high", "interpolation_mse",
-                   "extrapolation_mse", "solved_at", "sparsity_error", "diverged")
-_METRICS = ("success", "interpolation_mse", "extrapolation_mse", "solved_at", "sparsity_error")
+                   "extrapolation_mse", "interpolation_normalised", "extrapolation_normalised",
+                   "solved_at", "sparsity_error", "diverged")
+_METRICS = ("success", "interpolation_mse", "extrapolation_mse", "interpolation_normalised",
+            "extrapolation_normalised", "solved_at", "sparsity_error")
+# what ranks models: success first, then the median normalised extrapolation error (which
+# separates models that all fail, or all succeed), then the median extrapolation MSE
+RANK = (("success", False), ("extrapolation_normalised", True), ("extrapolation_mse", True))
 
 
 def wilson(successes, n, alpha: float = 0.05) -> tuple[float, float]:
@@ -27,7 +32,8 @@ def wilson(successes, n, alpha: float = 0.05) -> tuple[float, float]:
 
 
 def summary(df: pd.DataFrame, by: Sequence[str] = BY) -> pd.DataFrame:
-    """Per group of finished runs (ok or diverged; diverged is a failure): rate, CI, medians."""
+    """Per group of finished runs (ok or diverged; diverged is a failure): rate, CI, medians
+    (of the MSEs and normalised errors over every finished run; NaN ones left out)."""
     keys = [k for k in by if k in df.columns]
     rows = df[df["status"].isin(FINAL)] if "status" in df else df.iloc[0:0]
     rows = rows.assign(**{m: np.nan for m in _METRICS if m not in rows})
@@ -39,6 +45,8 @@ def summary(df: pd.DataFrame, by: Sequence[str] = BY) -> pd.DataFrame:
     out = grouped.agg(runs=("status", "size"), _won=("_won", "sum"),
                       interpolation_mse=("interpolation_mse", "median"),
                       extrapolation_mse=("extrapolation_mse", "median"),
+                      interpolation_normalised=("interpolation_normalised", "median"),
+                      extrapolation_normalised=("extrapolation_normalised", "median"),
                       solved_at=("_solved", "median"), sparsity_error=("_sparsity", "median"),
                       diverged=("_diverged", "sum"))
     out = out.reset_index(drop=not keys)
@@ -47,6 +55,14 @@ def summary(df: pd.DataFrame, by: Sequence[str] = BY) -> pd.DataFrame:
         out["success_low"], out["success_high"] = proportion_confint(
             out["_won"], out["runs"], alpha=0.05, method="wilson")
     return out.reindex(columns=[*keys, *SUMMARY_COLUMNS])
+
+
+def ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """A `summary` table best first (`RANK`; a missing median ranks last, ties keep their
+    order)."""
+    keys = [k for k, _ in RANK if k in table]
+    return table.sort_values(keys, ascending=[up for k, up in RANK if k in table],
+                             kind="stable", na_position="last")
 
 
 def status_counts(df: pd.DataFrame) -> pd.DataFrame:

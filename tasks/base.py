@@ -170,8 +170,23 @@ class Task:
         """One seed's metrics from its `models.engine.SeedFit`: its curves, selected
         evaluation, what its loop kept there (``best``) and, where the loop gives them, its
         ``instance`` and ``eval_sets``. Every task's carry the headline ``success``,
-        ``interpolation_mse`` and ``extrapolation_mse``."""
+        ``interpolation_mse`` and ``extrapolation_mse``, and their `normalised` errors
+        ``interpolation_normalised`` and ``extrapolation_normalised``."""
         raise NotImplementedError
+
+
+def normalised(err, untrained) -> float:
+    """[NALU]'s normalised error, 100 * err / untrained: 0 is exact, 100 the error of the
+    untrained (initial) model of the same seed on the same set, above 100 worse than it.
+    It ranks models whether or not any reaches a success bar. NaN where either error is
+    missing or not finite, or the untrained model is exact (nothing to scale by)."""
+    try:
+        err, untrained = float(err), float(untrained)
+    except (TypeError, ValueError):  # None: an error that was not measured
+        return float("nan")
+    if not np.isfinite(err) or not np.isfinite(untrained) or untrained <= 0:
+        return float("nan")
+    return float(100.0 * err / untrained)
 
 
 class ReplicaBatches:

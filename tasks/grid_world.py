@@ -33,7 +33,11 @@ of episodes that arrived early. Headline metrics:
 - ``reach``: the largest T such that the success rate is at least 50% at every T from
   the top of the training range up to it; ``reach_beyond``: how far that is past it;
 - ``success``: at least 50% at every training T and a reach of at least twice the top
-  of the training range (the agent keeps its timing far beyond what it was taught).
+  of the training range (the agent keeps its timing far beyond what it was taught);
+- ``interpolation_normalised`` / ``extrapolation_normalised``: those failure rates as a
+  percentage of the untrained agent's (same seed, same episodes; `tasks.base.normalised`):
+  100 = fails as often as before training, 0 = never fails; per T in
+  ``success_by_T["normalised"]`` (null where the untrained agent never failed at that T).
 The agents and the training loop: ``models/actor_critic.py``.
 """
 from __future__ import annotations
@@ -46,7 +50,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from tasks.base import EVAL_SEED, Task, TaskError
+from tasks.base import EVAL_SEED, Task, TaskError, normalised
 
 ENV_ID = "arithbench/GridTiming-v0"
 ACTIONS = ("stay", "up", "down", "left", "right")
@@ -367,11 +371,20 @@ class GridWorld(Task):
         inside = (T >= self.params["train_T"][0]) & (T <= hi)
         return (float(1 - np.mean(reward[inside] > 0)), float(1 - np.mean(reward[T > hi] > 0)))
 
-    def headline(self, curve: dict[str, list]) -> dict[str, Any]:
-        """Headline metrics from the final per-T curve (see the module docstring)."""
+    def headline(self, curve: dict[str, list],
+                 untrained: dict[str, list] | None = None) -> dict[str, Any]:
+        """Headline metrics from the final per-T curve (see the module docstring);
+        ``untrained``: the untrained agent's per-T curve on the same episodes, which
+        scales the normalised errors (NaN without it)."""
         T, rate = np.array(curve["T"]), np.array(curve["success"])
         lo, hi = self.params["train_T"]
         inside = (T >= lo) & (T <= hi)
+        start = (np.array(untrained["success"]) if untrained is not None
+                 else np.full(len(T), np.nan))
+        if untrained is not None:
+            curve = {**curve, "normalised": [
+                None if np.isnan(v) else v
+                for v in (normalised(1 - r, 1 - r0) for r, r0 in zip(rate, start))]}
         reach = hi
         for v, r in zip(T[T > hi], rate[T > hi]):
             if r < 0.5:
@@ -383,6 +396,8 @@ class GridWorld(Task):
             "success": bool(rate[inside].min() >= 0.5 and reach >= min(2 * hi, T.max())),
             "interpolation_mse": interp,
             "extrapolation_mse": extrap,
+            "interpolation_normalised": normalised(interp, 1 - start[inside].mean()),
+            "extrapolation_normalised": normalised(extrap, 1 - start[T > hi].mean()),
             "train_success": 1 - interp,
             "test_success": 1 - extrap,
             "reach": reach,

@@ -25,6 +25,10 @@ counts right), mean absolute error per output, and the MAE relative to the mean 
 The model is selected at the evaluation with the lowest interpolation MSE, as in the
 static task; ``baseline_mse_L`` is the MSE of the best constant at that length (the
 mean target), which a model that learned anything beats at the training length.
+``normalised_L`` is [NALU]'s normalised error (`tasks.base.normalised`): the MSE at
+length L as a percentage of the untrained network's (same seed, same test sequences;
+100 = no better than before training, 0 = exact); ``interpolation_normalised`` and
+``extrapolation_normalised`` are those at the training length and at the headline length.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from tasks import digits, limits
-from tasks.base import EVAL_SEED, Task, TaskError
+from tasks.base import EVAL_SEED, Task, TaskError, normalised
 
 NAU_LENGTHS = (1, 10, *range(100, 1001, 100))
 DEFAULT_MODELS = ("lstm", "nac", "nau")
@@ -217,8 +221,9 @@ class DigitSequences(Task):
         """Per length: accuracy of the rounded output, MAE, MSE; the headline numbers, from
         the selected network's predictions per length (``seed.best``)."""
         predictions, selected_step, diverged = seed.best, seed.selected_step, seed.diverged
+        untrained = self.untrained_mse(seed)
         per = {"length": [], "accuracy": [], "mae": [], "mse": [], "relative_error": [],
-               "baseline_mse": []}
+               "baseline_mse": [], "normalised": []}
         flat: dict[str, Any] = {}
         for length, pred in predictions.items():
             y = self.eval_sets[length][1]
@@ -230,6 +235,7 @@ class DigitSequences(Task):
                           "mse": float(np.mean(err ** 2)),
                           "relative_error": float(np.mean(np.abs(err)) / np.mean(np.abs(y))),
                           "baseline_mse": float(np.mean((y - y.mean(axis=0)) ** 2))}
+                values["normalised"] = normalised(values["mse"], untrained.get(length))
             per["length"].append(length)
             for key, value in values.items():
                 value = value if np.isfinite(value) else None
@@ -242,6 +248,8 @@ class DigitSequences(Task):
         return {
             "interpolation_mse": nan if flat[f"mse_{train}"] is None else flat[f"mse_{train}"],
             "extrapolation_mse": nan if flat[f"mse_{first}"] is None else flat[f"mse_{first}"],
+            "interpolation_normalised": _nan(flat[f"normalised_{train}"]),
+            "extrapolation_normalised": _nan(flat[f"normalised_{first}"]),
             "success": bool(not diverged and rel is not None
                             and rel <= self.params["success_error"]),
             "selected_step": int(selected_step),
@@ -249,6 +257,22 @@ class DigitSequences(Task):
             "per_length": per,
             **self.digits.describe(),
         }
+
+
+    def untrained_mse(self, seed) -> dict[int, float]:
+        """Per length, the MSE of the seed's untrained network: the engine's evaluation at
+        step 0 for the training and headline lengths (``seed.errors``), the loop's
+        ``seed.extra["untrained_mse"]`` for the other test lengths."""
+        out = dict(seed.extra.get("untrained_mse", {}))
+        for name, length in (("interpolation", self.params["train_length"]),
+                             ("extrapolation", self.headline_length)):
+            if len(seed.errors.get(name, ())):
+                out[length] = float(seed.errors[name][0])
+        return out
+
+
+def _nan(value):
+    return float("nan") if value is None else value
 
 
 class MNISTCounting(DigitSequences):

@@ -34,8 +34,8 @@ from __future__ import annotations
 import numpy as np
 
 from tasks import limits
-from tasks.base import EVAL_SEED, Task, TaskError, sample_ranges
-from tasks.static_arithmetic import StaticArithmetic, Subsets, _normalised
+from tasks.base import EVAL_SEED, Task, TaskError, normalised, sample_ranges
+from tasks.static_arithmetic import StaticArithmetic, Subsets
 
 OPS = ("add", "sub", "mul", "div")
 # What `run` trains when no --units are given: per op, an LSTM and RNN baseline against
@@ -209,7 +209,7 @@ class RecurrentArithmetic(Task):
             if not diverged and not np.isfinite(mse):
                 mse = float("inf")  # an output that overflowed (inf or nan) is infinitely wrong
             out[f"mse_{length}"] = mse
-            out[f"normalised_{length}"] = _normalised(err[best], err[0])
+            out[f"normalised_{length}"] = normalised(err[best], err[0])
             out[f"threshold_{length}"] = bar
             out[f"success_{length}"] = bool(not diverged and err[best] < bar)
             out[f"solved_at_{length}"] = (int(seed.steps[solved[0]]) if len(solved)

@@ -34,6 +34,7 @@ from tasks.base import (
     Task,
     TaskError,
     map_ranges,
+    normalised,
     sample_ranges,
 )
 
@@ -345,8 +346,8 @@ class StaticArithmetic(Task):
         return {
             "interpolation_mse": float(interp[best]),
             "extrapolation_mse": float(extrap[best]),
-            "interpolation_normalised": _normalised(interp[best], interp[0]),
-            "extrapolation_normalised": _normalised(extrap[best], extrap[0]),
+            "interpolation_normalised": normalised(interp[best], interp[0]),
+            "extrapolation_normalised": normalised(extrap[best], extrap[0]),
             "threshold": threshold,
             "success": bool(not diverged and extrap[best] < threshold),
             "solved_at": int(seed.steps[solved[0]]) if len(solved) and not diverged else None,
@@ -435,9 +436,3 @@ def parse_reinit(value):
                             ) from None
     return (rule.window, rule.factor, rule.level)
 
-
-def _normalised(err: float, untrained: float) -> float:
-    """[NALU]'s scale: 0 is perfect, 100 is the untrained (initial) model."""
-    if not np.isfinite(err) or not np.isfinite(untrained) or untrained <= 0:
-        return float("nan")
-    return float(100.0 * err / untrained)

@@ -30,7 +30,10 @@ extrapolation set and its extrapolation metrics are None.
 
 Headline metrics: ``interpolation_mse`` is the MSE on the test numbers outside the
 held-out hundreds (never trained on, inside the training magnitudes);
-``extrapolation_mse`` the MSE on the held-out hundreds (None where there are none).
+``extrapolation_mse`` the MSE on the held-out hundreds (None where there are none);
+``interpolation_normalised`` and ``extrapolation_normalised`` are those MSEs as a
+percentage of the untrained network's on the same numbers (`tasks.base.normalised`,
+from the engine's evaluation at step 0: 100 = no better than before training, 0 = exact).
 Per split (train, validation, test, interpolation, extrapolation): MAE and the
 exact-match accuracy of the rounded value. A run is a **success** when every test
 number (interpolation and extrapolation) rounds to its value: accuracy 1 on the test
@@ -50,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import Task, TaskError
+from tasks.base import Task, TaskError, normalised
 
 N_NUMBERS = 999
 SPLIT_SIZES = {"train": 169, "validation": 200, "test": 630}
@@ -268,7 +271,7 @@ class TextToNumber(Task):
 
     def metrics(self, seed) -> dict[str, Any]:
         """Metrics of one replica from its predicted values for 1..999 at the selected step
-        (``seed.best["pred"]``)."""
+        (``seed.best["pred"]``) and its untrained errors (``seed.errors[name][0]``)."""
         pred, diverged, selected_step = seed.best["pred"], seed.diverged, seed.selected_step
         values = np.arange(1, N_NUMBERS + 1, dtype=np.float64)
         out: dict[str, Any] = {}
@@ -286,6 +289,8 @@ class TextToNumber(Task):
             out[f"accuracy_{name}"] = acc
         out["interpolation_mse"] = out["mse_interpolation"]
         out["extrapolation_mse"] = out["mse_extrapolation"]
+        for name in ("interpolation", "extrapolation"):  # against step 0's network
+            out[f"{name}_normalised"] = normalised(out[f"mse_{name}"], seed.errors[name][0])
         out["success"] = bool(not diverged and out["accuracy_test"] == 1.0)
         out["selected_step"] = int(selected_step)
         out["extrapolation_numbers"] = [int(self.split()["extrapolation"].min()),

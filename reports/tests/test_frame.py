@@ -102,3 +102,30 @@ def test_a_saved_table_reads_back_as_its_records_hold_it(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(ValueError, match="is not a results table"):
         frame.read(tmp_path / "bad.parquet")
+
+
+def test_normalised_errors_are_columns_even_in_older_records():
+    """Records written before the normalised errors have NaN there, as floats, so that the
+    report can rank by them."""
+    old = record(seed=0)
+    for key in ("interpolation_normalised", "extrapolation_normalised"):
+        del old["metrics"][key]
+    new = record(seed=1, extrapolation_normalised=37.5, normalised_100=12.0)
+    df = frame.frame([old, new]).set_index("seed")
+    assert df["extrapolation_normalised"].dtype == float
+    assert math.isnan(df.loc[0, "extrapolation_normalised"])
+    assert df.loc[1, "extrapolation_normalised"] == 37.5 and df.loc[1, "normalised_100"] == 12
+    assert "interpolation_normalised" in frame.frame([old])
+
+
+@pytest.mark.parametrize("value,ok", [(0.0, True), (250.0, True), (math.nan, True),
+                                      (None, True), (-1.0, False), ("37", False),
+                                      (True, False)])
+def test_schema_reads_normalised_errors_as_numbers_at_least_0(value, ok):
+    from benchmarks import schema
+
+    for name in ("extrapolation_normalised", "normalised_1000"):
+        problem = schema.problem(record(**{name: value}))
+        assert (problem is None) == ok, (name, value, problem)
+        if not ok:
+            assert f"metric {name} must be a number >= 0 or null" in problem

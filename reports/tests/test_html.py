@@ -5,6 +5,7 @@ import base64
 import re
 import struct
 
+from benchmarks import schema
 from reports import figures, frame, html, stats
 from reports.tests.conftest import published_records, record, report_records, write
 
@@ -43,7 +44,8 @@ def test_render_embeds_figures_and_frameworks(tmp_path):
     df, curves = frame.read(write(report_records(), tmp_path / "results"))
     text = html.render(df, tmp_path / "r.html", curves=curves).read_text()
     imgs = re.findall(r'<img src="([^"]+)"', text)
-    assert len(imgs) == 5 and all(src.startswith("data:image/png;base64,") for src in imgs)
+    assert len(imgs) == 6 and all(src.startswith("data:image/png;base64,") for src in imgs)
+    assert "Median normalised extrapolation error per model and task" in text
     assert "Learning curves" in text and "input magnitude" in text
     assert '<section id="frameworks">' in text and "torch seed-steps/s" in text
     assert "total wall time</dt><dd>38.0 s" in text  # 19 finished one-seed groups of 2 s
@@ -51,7 +53,7 @@ def test_render_embeds_figures_and_frameworks(tmp_path):
     board = text[text.index("<h4>op: add</h4>"):text.index("<h4>op: mul</h4>")]
     assert board.index("<td>nau</td>") < board.index("<td>nalu</td>")  # 67% before 33%
     no_curves = html.render(df, tmp_path / "s.html").read_text()
-    assert no_curves.count("<img ") == 4 and "Learning curves" not in no_curves
+    assert no_curves.count("<img ") == 5 and "Learning curves" not in no_curves
 
 
 def png_width(uri: str) -> int:
@@ -78,12 +80,12 @@ def test_scoreboard_cells_links_and_marks(tmp_path):
         ("add", "[-6,-2]U[2,6]"), ("add", "[2,6]"), ("mul", "[-6,-2]U[2,6]"), ("sub", "[2,6]"))]
     assert '<section class="task" id="task-static_arithmetic">' in text
     low, high = stats.wilson(2, 3)
-    assert f'>67%<br><span class="ci">[{low:.0%}, {high:.0%}]</span></td>' in board
+    assert f'>67%<br><span class="ci">[{low:.0%}, {high:.0%}]</span><br><span class="norm' in board
     # at 3,000 steps, below [NAU]'s median solved-at steps (nac add 2.5e5, nau sub 5e3):
     # marked; the runs at the other test range are not at the published configuration
     assert '<td class="num limited" title="nac torch on static_arithmetic add ' in board
-    assert '>0% †<br><span class="ci">[0%, 49%]</span></td>' in board
-    assert '>100% †<br><span class="ci">[51%, 100%]</span></td>' in board
+    assert '>0% †<br><span class="ci">[0%, 49%]</span><br><span class="norm' in board
+    assert '>100% †<br><span class="ci">[51%, 100%]</span><br><span class="norm' in board
     assert board.count(" †<br>") == 2 and board.count('class="num limited"') == 2
     assert "of 4 runs (budget shorter than the published median solved-at step)" in board
 
@@ -115,5 +117,56 @@ def test_no_figure_is_wider_than_the_page(tmp_path):
     df, curves = frame.read(write(runs, tmp_path / "results"))
     text = html.render(df, tmp_path / "r.html", curves=curves).read_text()
     widths = [png_width(uri) for uri in re.findall(r'<img src="([^"]+)"', text)]
-    assert len(widths) == 4 and max(widths) <= figures.PAGE_INCHES * figures.DPI
+    assert len(widths) == 5 and max(widths) <= figures.PAGE_INCHES * figures.DPI
     assert min(widths) > 300
+
+
+def all_fail(tmp_path):
+    """Three models that all fail (0%) on two tasks; their normalised extrapolation errors
+    rank them nau (5) < nac (40) < nalu (90) on the static task and on text to number."""
+    errors = {"nalu": 90.0, "nac": 40.0, "nau": 5.0}
+    runs = [record(seed=s, unit=u, success=False, extrapolation_mse=1.0,
+                   extrapolation_normalised=e + s) for s in range(3) for u, e in errors.items()]
+    text = [record(seed=s, unit=u, success=False, extrapolation_mse=1.0,
+                   extrapolation_normalised=e + s, params={"language": "en"},
+                   spec={"task": "text_to_number"})
+            for s in range(2) for u, e in errors.items()]
+    for r in text:  # a text-to-number record's parameters, not the static task's
+        r["task_params"] = {"language": "en"}
+        r["id"] = schema.spec_id_of(r)
+    df = frame.load(write([*runs, *text], tmp_path / "results"))
+    return html.render(df, tmp_path / "r.html").read_text()
+
+
+def test_leaderboard_ranks_by_normalised_error_when_success_ties(tmp_path):
+    text = all_fail(tmp_path)
+    section = text[text.index('id="task-static_arithmetic"'):]
+    section = section[:section.index("</table>")]
+    order = [section.index(f"<td>{u}</td>") for u in ("nau", "nac", "nalu")]
+    assert order == sorted(order), "all at 0%: lowest normalised extrapolation error first"
+    assert "<th>extrapolation normalised</th>" in section
+    assert '<td class="num">6</td>' in section  # nau's median over seeds 5, 6, 7
+
+
+def test_scoreboard_shows_and_ranks_by_normalised_error(tmp_path):
+    text = all_fail(tmp_path)
+    board = text[text.index('<section id="scoreboard">'):text.index('<section id="overview">')]
+    rows = re.findall(r"<tr><td>(\w+)</td><td>torch</td>", board)
+    assert rows == ["nau", "nac", "nalu"]  # every cell 0%: ranked by the normalised error
+    assert board.count('<span class="norm lead">') == 2  # one best cell per column
+    assert '<span class="norm lead">6</span>' in board  # static: median of 5, 6, 7
+    assert '<span class="norm lead">5.5</span>' in board  # text: median of 5, 6
+    assert '<span class="norm">91</span>' in board
+    assert "median normalised extrapolation error 41" in board  # nac's static cell, its title
+    assert "0%<br><span class=\"ci\">[0%, 56%]</span>" in board  # success keeps its interval
+
+
+def test_scoreboard_success_still_ranks_first(tmp_path):
+    """A model that succeeds ranks above one with a lower normalised error that does not."""
+    runs = [record(seed=s, unit="nau", success=False, extrapolation_normalised=1.0)
+            for s in range(2)]
+    runs += [record(seed=s, unit="nac", success=True, extrapolation_normalised=50.0)
+             for s in range(2)]
+    text = html.render(frame.frame(runs), tmp_path / "r.html").read_text()
+    board = text[text.index('<section id="scoreboard">'):text.index('<section id="overview">')]
+    assert re.findall(r"<tr><td>(\w+)</td><td>torch</td>", board) == ["nac", "nau"]

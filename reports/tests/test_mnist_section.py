@@ -21,8 +21,10 @@ def _records():
                             schedule_scale=1.0)
         preds = {L: y * scale + (L == 10) * (1 - scale) * y for L, y in truth.items()}
         out.append({"id": spec.id, **spec.to_dict(), "status": "ok", "reason": "",
-                    "metrics": task.metrics(SimpleNamespace(best=preds, selected_step=100,
-                                                           diverged=False)),
+                    "metrics": task.metrics(SimpleNamespace(
+                        best=preds, selected_step=100, diverged=False, extra={},
+                        errors={"interpolation": [1.0, 0.5, 0.1],
+                                "extrapolation": [9.0, 5.0, 1.0]})),
                     "curve": {"step": [0, 50, 100], "interpolation": [1.0, 0.5, 0.1],
                               "extrapolation": [9.0, 5.0, 1.0]},
                     "group_size": 1, "train_seconds": 1.0, "wall_seconds": 2.0,

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from models import registry
 from tasks.base import TaskError
 from tasks.grid_world import ENV_ID, BatchedGridTiming, GridTiming, GridWorld
 
 STAY, UP, DOWN, LEFT, RIGHT = range(5)
+
+AVAILABLE = [f for f in registry.FRAMEWORKS if registry.framework_missing(f) is None]
 
 
 def _env_at(agent, target, T, size=5) -> GridTiming:
@@ -169,3 +172,39 @@ def test_headline_metrics():
     assert m["extrapolation_mse"] == pytest.approx(1 - np.mean(rate[4:]))
     m = task.headline({"T": T.tolist(), "success": [1, 1, 1, 1, 0.2, *[1] * 7]})
     assert m["reach"] == 4 and m["success"] is False
+
+
+def test_normalised_failure_rate():
+    """The failure rates as percentages of the untrained agent's, overall and per T."""
+    task = GridWorld(train_T=(1, 4), test_T=(1, 8))
+    T = list(range(1, 9))
+    untrained = {"T": T, "success": [0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]}
+    same = task.headline(untrained, untrained)
+    assert same["interpolation_normalised"] == pytest.approx(100.0)
+    assert same["extrapolation_normalised"] == pytest.approx(100.0)
+    exact = task.headline({"T": T, "success": [1.0] * 8}, untrained)
+    assert exact["interpolation_normalised"] == 0 and exact["extrapolation_normalised"] == 0
+    half = task.headline({"T": T, "success": [0.75, 0.5, 0.5, 0.5, 0, 0, 0.5, 1]}, untrained)
+    # failure 0.4375 in training against the untrained 0.875; 0.625 against 0.75 beyond
+    assert half["interpolation_normalised"] == pytest.approx(50.0)
+    assert half["extrapolation_normalised"] == pytest.approx(100 * 0.625 / 0.75)
+    assert half["success_by_T"]["normalised"] == [50.0, 50.0, 50.0, 50.0, 100.0, 100.0, 50.0,
+                                                  None]  # never failed untrained at T = 8
+    assert np.isnan(task.headline(untrained)["extrapolation_normalised"])  # no untrained curve
+
+
+@pytest.mark.parametrize("fw", AVAILABLE[:1])
+def test_untrained_agent_scores_100(fw):
+    """lr 0: the final agent is the untrained one, so its normalised errors are 100."""
+    from benchmarks import runner, suite
+
+    budget = suite.Budget("tiny", steps=3, eval_interval=3, seeds=1, description="tests",
+                          batch_size=4, lr=0.0)
+    specs = suite.expand(["grid_world"], ["lstm+nac"], [fw], [0], budget,
+                         {"train_T": [(1, 4)], "test_T": [(1, 8)], "eval_episodes": [16]})
+    record, = runner.run_group(specs)
+    m = record["metrics"]
+    assert record["status"] == "ok", record.get("traceback")
+    assert m["interpolation_normalised"] == pytest.approx(100.0)
+    assert m["extrapolation_normalised"] == pytest.approx(100.0)
+    assert {v for v in m["success_by_T"]["normalised"] if v is not None} == {100.0}

@@ -78,9 +78,10 @@ def test_eval_sets_lengths_labels_and_test_images_only():
     assert 4000 < y.mean() < 5000  # the mean digit is about 4.5
 
 
-def _seed(predictions, selected_step, diverged):
+def _seed(predictions, selected_step, diverged, errors=None, extra=None):
     """What the loop hands a task's metrics (models.engine.SeedFit), as far as they read it."""
-    return SimpleNamespace(best=predictions, selected_step=selected_step, diverged=diverged)
+    return SimpleNamespace(best=predictions, selected_step=selected_step, diverged=diverged,
+                           errors=errors or {}, extra=extra or {})
 
 
 def test_metrics_accuracy_mae_success():
@@ -134,3 +135,47 @@ def test_models_are_cells():
             task.check_model(bad)
     assert task.hidden("lstm") == 32 and task.hidden("nac") == 1
     assert MNISTCounting().hidden("nau") == 10
+
+
+def test_normalised_error_scales_by_the_untrained_network():
+    """100 * MSE / the untrained network's MSE at each length: step 0's evaluation for the
+    training and headline lengths, the loop's extra pass for the others."""
+    task = small(MNISTAddition, test_lengths=(100, 1000))
+    truth = {L: y.copy() for L, (_, y) in task.eval_sets.items()}
+    untrained = {10: 400.0, 100: 2e5, 1000: 2e7}
+    seed = lambda pred: _seed(pred, 0, False,  # noqa: E731
+                              errors={"interpolation": np.array([400.0, 1.0]),
+                                      "extrapolation": np.array([2e5, 3.0])},
+                              extra={"untrained_mse": {1000: 2e7}})
+    exact = task.metrics(seed(truth))
+    assert exact["interpolation_normalised"] == 0 and exact["extrapolation_normalised"] == 0
+    assert exact["per_length"]["normalised"] == [0.0, 0.0, 0.0]
+    off = task.metrics(seed({L: y + 2.0 for L, y in truth.items()}))  # MSE 4 at every length
+    for L, mse in untrained.items():
+        assert off[f"normalised_{L}"] == pytest.approx(100 * 4 / mse)
+    assert off["interpolation_normalised"] == pytest.approx(1.0)
+    assert off["extrapolation_normalised"] == pytest.approx(100 * 4 / 2e5)
+    # without the untrained errors there is nothing to scale by
+    bare = task.metrics(_seed(truth, 0, False))
+    assert np.isnan(bare["extrapolation_normalised"]) and bare["normalised_1000"] is None
+
+
+@pytest.mark.parametrize("framework", [f for f in registry.FRAMEWORKS
+                                       if registry.framework_missing(f) is None][:1])
+def test_untrained_network_scores_100_at_every_length(framework):
+    """Trained with lr 0 the selected network is the untrained one: its normalised error is
+    100 at the training length, the headline length and the length step 0 did not see."""
+    from benchmarks import runner, suite
+
+    tiny = suite.Budget("tiny", steps=2, eval_interval=1, seeds=1, description="tests",
+                        batch_size=2, lr=0.0)
+    specs = suite.expand(["mnist_addition"], ["nau"], [framework], [0], tiny,
+                         {"source": ["sklearn"], "test_sequences": [20],
+                          "test_lengths": [(30, 60)]})
+    record, = runner.run_group(specs)
+    assert record["status"] == "ok", record.get("traceback")
+    m = record["metrics"]
+    for L in (10, 30, 60):
+        assert m[f"normalised_{L}"] == pytest.approx(100.0), L
+    assert m["interpolation_normalised"] == pytest.approx(100.0)
+    assert m["extrapolation_normalised"] == pytest.approx(100.0)

@@ -199,3 +199,12 @@ def test_replica_batches_draw_each_seed_once_with_the_numbers_of_its_own_stream(
         x, y = alone(5)
         assert xs[:, k].tobytes() == x[:, 0].tobytes() and ys[:, k].tobytes() == y[:, 0].tobytes()
     assert not np.array_equal(xs[:, 0], xs[:, 2])  # the two range pairs
+
+
+def test_normalised_error_is_percent_of_the_untrained_error():
+    from tasks.base import normalised
+
+    assert normalised(2.5, 2.5) == 100.0 and normalised(0.0, 2.5) == 0.0
+    assert normalised(5.0, 2.5) == 200.0  # worse than before training
+    for err, untrained in ((1.0, 0.0), (np.inf, 1.0), (1.0, np.nan), (None, 1.0)):
+        assert np.isnan(normalised(err, untrained))

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 from num2words import num2words
 
+from models import registry
 from tasks import text_to_number as ttn
 from tasks.base import TaskError
 from tasks.text_to_number import TextToNumber, corpus, segment, table_words, tokens, words
+
+AVAILABLE = [f for f in registry.FRAMEWORKS if registry.framework_missing(f) is None]
 
 
 @pytest.mark.parametrize("language", ttn.LANGUAGES)
@@ -121,9 +124,13 @@ def test_check_model_names_the_accepted_ones():
         task.check_model("nau-nmu")
 
 
-def _seed(pred, selected_step, diverged):
-    """What the loop hands a task's metrics (models.engine.SeedFit), as far as they read it."""
-    return SimpleNamespace(best={"pred": pred}, selected_step=selected_step, diverged=diverged)
+def _seed(pred, selected_step, diverged, untrained=(np.nan, np.nan)):
+    """What the loop hands a task's metrics (models.engine.SeedFit), as far as they read it;
+    ``untrained``: the interpolation and extrapolation MSE at step 0."""
+    errors = {"interpolation": np.array([untrained[0], 1.0]),
+              "extrapolation": np.array([untrained[1], 1.0])}
+    return SimpleNamespace(best={"pred": pred}, selected_step=selected_step, diverged=diverged,
+                           errors=errors)
 
 
 def test_metrics_from_predictions():
@@ -139,3 +146,38 @@ def test_metrics_from_predictions():
     assert not m["success"] and m["accuracy_extrapolation"] == pytest.approx(199 / 200)
     assert m["extrapolation_mse"] == pytest.approx(9 / 200) and m["interpolation_mse"] == 0
     assert task.metrics(_seed(values, 0, True))["success"] is False
+
+
+def test_normalised_error_scales_by_step_0():
+    task = TextToNumber()
+    values = np.arange(1, 1000, dtype=float)
+    exact = task.metrics(_seed(values, 5, False, untrained=(2e5, 8e5)))
+    assert exact["interpolation_normalised"] == 0 and exact["extrapolation_normalised"] == 0
+    off = task.metrics(_seed(values + 3, 5, False, untrained=(2e5, 9.0)))
+    assert off["interpolation_normalised"] == pytest.approx(100 * 9 / 2e5)
+    assert off["extrapolation_normalised"] == pytest.approx(100.0)
+    none = TextToNumber(language="es").metrics(_seed(values, 5, False, untrained=(1.0, np.nan)))
+    assert none["extrapolation_mse"] is None and np.isnan(none["extrapolation_normalised"])
+
+
+@pytest.mark.parametrize("framework", AVAILABLE[:1])
+def test_untrained_network_scores_100(framework):
+    """lr 0: the selected network is the untrained one, so both normalised errors are 100;
+    a trained one is scaled by the same step-0 MSE that its curve starts at."""
+    from benchmarks import runner, suite
+
+    def run(lr):
+        budget = suite.Budget("tiny", steps=20, eval_interval=10, seeds=2, description="tests",
+                              batch_size=16, lr=lr)
+        specs = suite.expand(["text_to_number"], ["nau"], [framework], [0, 1], budget,
+                             {"hidden_size": [8], "embedding_size": [4]})
+        return runner.run_group(specs)
+
+    for record in run(0.0):
+        assert record["metrics"]["interpolation_normalised"] == pytest.approx(100.0)
+        assert record["metrics"]["extrapolation_normalised"] == pytest.approx(100.0)
+    for record in run(1e-1):
+        m, curve = record["metrics"], record["curve"]
+        for name in ("interpolation", "extrapolation"):
+            assert m[f"{name}_normalised"] == pytest.approx(
+                100 * m[f"{name}_mse"] / curve[name][0])
