@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from models import engine, reference, registry
+from models import checkpoint, engine, reference, registry
 from tasks.base import DATA_STREAM, INIT_STREAM
 
 ACTION_STREAM = 3  # np.random.default_rng([seed, ACTION_STREAM]) samples the actions
@@ -183,6 +183,8 @@ def _run(task, spec, progress):
     rew_buf = np.empty((n, B), np.float32)
     done_buf = np.empty((n, B), np.float32)
     for step in range(1, spec.steps + 1):
+        if checkpoint.stop_requested():  # no checkpoint here: the group restarts on a rerun
+            raise checkpoint.Interrupted(f"stopped before update {step:,} of {spec.steps:,}")
         first_state = state
         for t in range(n):
             probs = _softmax(logits)

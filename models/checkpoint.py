@@ -76,6 +76,11 @@ class Plan:
     every: float = DEFAULT_EVERY
 
 
+def digest(array: np.ndarray) -> str:
+    """A short hash of an array's shape and bytes (a fit's plan of chunks)."""
+    return hashlib.sha256(repr(array.shape).encode() + array.tobytes()).hexdigest()[:20]
+
+
 def group_key(ids) -> str:
     """The file stem of a group of specs: a hash of their sorted ids."""
     return hashlib.sha256(",".join(sorted(ids)).encode()).hexdigest()[:20]

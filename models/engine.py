@@ -282,7 +282,7 @@ def fit(trainer, units: list[str], batches: Callable[[int], dict],
 
     chunks = plan(eval_steps, chunk, first_divisor)
     saver = checkpoint.for_fit()
-    header = {"replicas": replicas, "chunks": [list(c) for c in chunks],
+    header = {"replicas": replicas, "plan": checkpoint.digest(np.asarray(chunks, np.int64)),
               "versions": checkpoint.versions(trainer)}
     saved = _restore(saver, header, st, trainer, streams, history) if saver else None
     if saved is not None and resumed is not None:
