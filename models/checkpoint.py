@@ -212,6 +212,7 @@ class Checkpoint:
                 np.savez(fh, **arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)  # as records: workers of a cluster may run as other users
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
