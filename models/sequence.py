@@ -42,7 +42,8 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     The task gives ``parse(model) -> (cell, unit)``, ``layers((cell, unit))``,
     ``eval_targets(instance, x)`` besides the usual Task methods, and may give ``watch``
     (the sets whose non-finite error is a divergence; default the interpolation set) and
-    ``regulariser_weights(units, cfg, steps)`` (default the units' own schedules)."""
+    ``regulariser_weights(units, cfg, steps)`` (None, or without it: the units' own
+    schedules)."""
     first = specs[0]
     model = task.parse(first.unit)  # (cell, output unit)
     (cell, n_in, hidden), (out, _, n_out) = task.layers(model)
@@ -64,13 +65,17 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     bytes_per_step = 4 * first.batch_size * (
         length * n_in * (1 if first.common_data else len(seeds)) + n_out * len(seeds))
     units = schedule_units(*model)
-    lams = getattr(task, "regulariser_weights", None) or (
-        lambda units, cfg, steps: engine.regulariser_weights(units, cfg, steps))
+    own = getattr(task, "regulariser_weights", lambda *_: None)
+
+    def lams(steps):
+        out = own(units, cfg, steps)
+        return engine.regulariser_weights(units, cfg, steps) if out is None else out
+
     result = engine.fit(
         trainer, list(model), lambda n: dict(zip(("xs", "ys"), batches(n))),
         lambda: {name: trainer.errors(*data, chunk=cfg.eval_chunk)
                  for name, data in eval_sets.items()},
-        cfg, len(seeds), lams=lambda steps: lams(units, cfg, steps),
+        cfg, len(seeds), lams=lams,
         chunk=engine.chunk_steps(cfg, bytes_per_step),
         watch=getattr(task, "watch", (next(iter(eval_sets)),)),
         progress=progress, streams=batches.rngs)

@@ -294,14 +294,14 @@ class RecurrentArithmetic(Task):
         none under protocol mclstm (the fork has no such rule)."""
         return () if self.protocol == "mclstm" else ("interpolation",)
 
-    def regulariser_weights(self, units, cfg, steps) -> np.ndarray:
-        """(T, layers) lambdas: the units' own schedules, or under protocol mclstm the
-        fork's sparsity ramp (`sparsity_ramp`) on every regularised unit, its 1e6..2e6
-        steps scaled by the budget's length against the fork's 2e6."""
-        from models import engine, reference
+    def regulariser_weights(self, units, cfg, steps) -> np.ndarray | None:
+        """(T, layers) lambdas under protocol mclstm: the fork's sparsity ramp
+        (`sparsity_ramp`) on every regularised unit, its 1e6..2e6 steps scaled by the
+        budget's length against the fork's 2e6; None (the units' own schedules) otherwise."""
+        from models import reference
 
         if self.protocol != "mclstm":
-            return engine.regulariser_weights(units, cfg, steps)
+            return None
         scale = min(1.0, cfg.schedule_scale * SUITE_SCHEDULE_STEPS / MCLSTM_STEPS)
         out = np.zeros((len(steps), len(units)), dtype=np.float32)
         for j, unit in enumerate(units):
