@@ -22,9 +22,14 @@ class Budget:
     unit_lr: bool = False  # each unit at the lr [Primer] trains it at (models.primer.lr)
     tasks: tuple[str, ...] | None = None  # the tasks it is defined for (None: every task)
     matrix: bool = False  # Task.defaults' parameter matrix holds when --units are given too
+    # (first layer or cell, lr): models whose published lr differs from ``lr``
+    model_lr: tuple[tuple[str, float], ...] = ()
 
     def lr_for(self, model: str) -> float:
         """The learning rate of a model at this budget (the last layer's own lr wins)."""
+        own = dict(self.model_lr).get(model.split("-")[0])
+        if own is not None:
+            return own
         if self.unit_lr:
             own = [primer.lr(u) for u in registry.parse_model(model) if primer.lr(u) is not None]
             if own:
@@ -56,6 +61,11 @@ BUDGETS = {
                "add/sub/mul/div, 25 seeds, each unit's settings (models/primer.py); "
                "static_arithmetic only", unit_lr=True,
                tasks=("static_arithmetic",), matrix=True),
+        Budget("mclstm", 2_000_000, 1_000, 100, "the MC-LSTM authors' recurrent arithmetic "
+               "protocol (docs/recurrent-protocol.md): table-2 models on add/sub/mul, 2e6 "
+               "steps, 100 seeds, lr 1e-3 (LSTM and MC-LSTM 1e-2); recurrent_arithmetic only",
+               tasks=("recurrent_arithmetic",), matrix=True,
+               model_lr=(("lstm", 1e-2), ("mclstm", 1e-2))),
     )
 }
 

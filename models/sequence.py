@@ -9,7 +9,8 @@ run ``chunk`` sequences at a time, one time step after another, so a length-1000
 needs no more memory than a short one) and ``params()`` ([cell, output] parameters).
 
 The loop is `models.engine.fit` with one rule of its own: a replica is *diverged* only
-when its interpolation error (the training distribution) is non-finite. An output that
+when its interpolation error (the training distribution) is non-finite (or never, where
+the task's ``watch`` is empty, as under recurrent arithmetic's protocol mclstm). An output that
 overflows on a 1000-step sequence is a failure to extrapolate, recorded as an infinite
 error at that length, not a divergence.
 """
@@ -39,7 +40,10 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     """The loop of the recurrent tasks: one result per spec (see `benchmarks.runner`).
 
     The task gives ``parse(model) -> (cell, unit)``, ``layers((cell, unit))``,
-    ``eval_targets(instance, x)`` besides the usual Task methods."""
+    ``eval_targets(instance, x)`` besides the usual Task methods, and may give ``watch``
+    (the sets whose non-finite error is a divergence; default the interpolation set) and
+    ``regulariser_weights(units, cfg, steps)`` (None, or without it: the units' own
+    schedules)."""
     first = specs[0]
     model = task.parse(first.unit)  # (cell, output unit)
     (cell, n_in, hidden), (out, _, n_out) = task.layers(model)
@@ -61,13 +65,19 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     bytes_per_step = 4 * first.batch_size * (
         length * n_in * (1 if first.common_data else len(seeds)) + n_out * len(seeds))
     units = schedule_units(*model)
-    interpolation = next(iter(eval_sets))
+    own = getattr(task, "regulariser_weights", lambda *_: None)
+
+    def lams(steps):
+        out = own(units, cfg, steps)
+        return engine.regulariser_weights(units, cfg, steps) if out is None else out
+
     result = engine.fit(
         trainer, list(model), lambda n: dict(zip(("xs", "ys"), batches(n))),
         lambda: {name: trainer.errors(*data, chunk=cfg.eval_chunk)
                  for name, data in eval_sets.items()},
-        cfg, len(seeds), lams=lambda steps: engine.regulariser_weights(units, cfg, steps),
-        chunk=engine.chunk_steps(cfg, bytes_per_step), watch=(interpolation,),
+        cfg, len(seeds), lams=lams,
+        chunk=engine.chunk_steps(cfg, bytes_per_step),
+        watch=getattr(task, "watch", (next(iter(eval_sets)),)),
         progress=progress, streams=batches.rngs)
     metrics = lambda r: task.metrics(result.seed(  # noqa: E731
         r, instance=instances[r],
