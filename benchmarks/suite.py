@@ -56,6 +56,11 @@ BUDGETS = {
                "add/sub/mul/div, 25 seeds, each unit's settings (models/primer.py); "
                "static_arithmetic only", unit_lr=True,
                tasks=("static_arithmetic",), matrix=True),
+        Budget("explainer", 50_000, 1_000, 100, "the explainer's experiment as its code runs "
+               "it: NALU -> NALU on 10 inputs, a + b, a - b, a * b, a / b, a^2, sqrt(a), one "
+               "fixed full batch of 10,000, lr 0.1, 100 seeds (docs/explainer-protocol.md); "
+               "static_arithmetic only", batch_size=10_000, lr=0.1,
+               tasks=("static_arithmetic",), matrix=True),
     )
 }
 

@@ -44,6 +44,7 @@ class TFTrainer:
     units with a regulariser)."""
 
     clip_grad: float | None = None  # gradients clipped element-wise to +-clip_grad
+    loss_scale: float = 1.0  # multiplies each replica's MSE term (N * n_out / 2: l2_loss)
 
     def __init__(self, device: str = "cpu"):
         self.device = device_name(device)
@@ -53,9 +54,11 @@ class TFTrainer:
         regularised unit's penalty times its lambda, summed over replicas (so each replica's
         gradient is its own); then the units' projections. lam (layers,) or per replica
         (R, layers); lam = 0 adds exactly nothing, as torch's skip of an inactive
-        regulariser."""
+        regulariser. The MSE term is multiplied by ``loss_scale`` where it is not 1."""
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(forward() - y), axis=[-2, -1])
+            if self.loss_scale != 1.0:
+                loss = loss * self.loss_scale
             for j in self._regularised:
                 loss = loss + lam[..., j] * self.net.units[j].regulariser()
             total = tf.reduce_sum(loss)
