@@ -55,6 +55,14 @@ class TFTrainer:
         gradient is its own); then the units' projections. lam (layers,) or per replica
         (R, layers); lam = 0 adds exactly nothing, as torch's skip of an inactive
         regulariser. The MSE term is multiplied by ``loss_scale`` where it is not 1."""
+        grads = self._mse_grads(forward, y, lam)
+        if self.clip_grad is not None:
+            grads = [tf.clip_by_value(g, -self.clip_grad, self.clip_grad) for g in grads]
+        self.opt.apply_gradients(zip(grads, self.net.trainable_variables))
+        self.net.project_()
+
+    def _mse_grads(self, forward, y, lam) -> list:
+        """`_mse_step`'s gradients, one per ``self.net.trainable_variables``."""
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(forward() - y), axis=[-2, -1])
             if self.loss_scale != 1.0:
@@ -62,11 +70,7 @@ class TFTrainer:
             for j in self._regularised:
                 loss = loss + lam[..., j] * self.net.units[j].regulariser()
             total = tf.reduce_sum(loss)
-        grads = tape.gradient(total, self.vars)
-        if self.clip_grad is not None:
-            grads = [tf.clip_by_value(g, -self.clip_grad, self.clip_grad) for g in grads]
-        self.opt.apply_gradients(zip(grads, self.net.trainable_variables))
-        self.net.project_()
+        return tape.gradient(total, self.vars)
 
     def params(self) -> list[dict[str, np.ndarray]]:
         return [u.get_params() for u in self.net.units]
