@@ -40,7 +40,7 @@ def _half_sum(layers, x, y):
 def _reference_grads(layers, x, y, h=1e-6):
     """d/dtheta of tf.nn.l2_loss summed over replicas, by central differences in float64."""
     out = []
-    for j, (unit, p) in enumerate(layers):
+    for j, (_, p) in enumerate(layers):
         grads = {}
         for k, v in p.items():
             g = np.zeros_like(v)
