@@ -66,6 +66,11 @@ BUDGETS = {
                "steps, 100 seeds, lr 1e-3 (LSTM and MC-LSTM 1e-2); recurrent_arithmetic only",
                tasks=("recurrent_arithmetic",), matrix=True,
                model_lr=(("lstm", 1e-2), ("mclstm", 1e-2))),
+        Budget("explainer", 50_000, 1_000, 100, "the explainer's experiment as its code runs "
+               "it: NALU -> NALU on 10 inputs, a + b, a - b, a * b, a / b, a^2, sqrt(a), one "
+               "fixed full batch of 10,000, lr 0.1, 100 seeds (docs/explainer-protocol.md); "
+               "static_arithmetic only", batch_size=10_000, lr=0.1,
+               tasks=("static_arithmetic",), matrix=True),
     )
 }
 

@@ -3,7 +3,10 @@ batches, evaluated on fixed sets (the first, interpolation, selects the model), 
 units' regulariser schedules and, for units that opt in, [iNALU]'s re-initialisation.
 Under a task's ``protocol`` "primer" the units train as [Primer]'s code trains them
 (`models.primer`: its schedules, initialisation, gradient clipping and re-initialisation,
-and no divergence rule). The loop itself is `models.engine.fit`; the trainer is
+and no divergence rule); under "explainer" as the explainer's code trains them
+(`models.explainer`: its initialisation, one fixed full-batch training set per seed, its
+half-sum loss, no divergence rule and the model after the last step, not a selected one).
+The loop itself is `models.engine.fit`; the trainer is
 ``models/<fw>/train.Trainer``.
 """
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from models import engine, primer, reference, registry
+from models import engine, explainer, primer, reference, registry
 from tasks.base import INIT_STREAM, ReplicaBatches
 
 
@@ -78,16 +81,18 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     tasks_ = replica_tasks(task, specs)
     instances = [t.instance(s) for t, s in zip(tasks_, seeds)]
     as_primer = getattr(task, "protocol", None) == "primer"
+    as_explainer = getattr(task, "protocol", None) == "explainer"
     settings = [primer.SETTINGS.get(unit, primer.Unit("")) if as_primer else None
                 for unit, _, _ in layers]
-    init_fn = primer.init if as_primer else None
+    init_fn = primer.init if as_primer else explainer.init if as_explainer else None
     init = [(unit, registry.init_params(unit, n_in, n_out, [[s, INIT_STREAM, j] for s in seeds],
                                         init_fn))
             for j, (unit, n_in, n_out) in enumerate(layers)]
     eval_groups = evaluation_groups(tasks_, instances)
     clip = next((u.clip_grad for u in settings if u and u.clip_grad is not None), None)
+    scale = explainer.loss_scale(first.batch_size, layers[-1][2]) if as_explainer else 1.0
     trainer = registry.framework_module(first.framework, "train").Trainer(
-        init, lr=first.lr, device=first.device, clip_grad=clip)
+        init, lr=first.lr, device=first.device, clip_grad=clip, loss_scale=scale)
     cfg = engine.TrainConfig.of(first)
     # the re-initialisation applies to the layers whose unit opts in (iNALU)
     rule = getattr(task, "reinit", None)
@@ -95,10 +100,14 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
              for u, (unit, _, _) in zip(settings, layers)]
     cfg = replace(cfg, eval_chunk=eval_chunk(layers, len(seeds), cfg.chunk_bytes),
                   reinit=rule if any(opted) else None)
-    batches = ReplicaBatches(tasks_, instances, seeds, first.batch_size, first.common_data)
-    n_in, n_out = layers[0][1], layers[-1][2]
-    bytes_per_step = 4 * first.batch_size * (n_in * (1 if first.common_data else len(seeds))
-                                             + n_out * len(seeds))
+    if as_explainer:  # drawn once; a step costs no data, so a chunk is an evaluation interval
+        batches = explainer.FixedBatches(tasks_, instances, seeds, first.batch_size)
+        bytes_per_step = 0
+    else:
+        batches = ReplicaBatches(tasks_, instances, seeds, first.batch_size, first.common_data)
+        n_in, n_out = layers[0][1], layers[-1][2]
+        bytes_per_step = 4 * first.batch_size * (n_in * (1 if first.common_data else len(seeds))
+                                                 + n_out * len(seeds))
 
     def fresh(which, attempts):
         """Attempt a's weights of replica r, layer j: rng [seed_r, INIT_STREAM, j, a]."""
@@ -112,6 +121,9 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     eval_data = {name: (groups[0][0], groups[0][2], False) if len(groups) == 1 else
                  own_inputs(groups, len(seeds)) for name, groups in eval_groups.items()}
     latest: dict[str, np.ndarray] = {}  # the last evaluation ([Primer]'s iNALU gate reads it)
+
+    if as_explainer:  # the training loss, as the explainer prints it (after the selecting set)
+        eval_data["train"] = (batches.x, batches.y, True)
 
     def evaluate():
         latest.update({name: trainer.errors(x, y, chunk=cfg.eval_chunk, own=own)
@@ -133,9 +145,14 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
         lams = lambda steps: engine.regulariser_weights(units, cfg, steps)  # noqa: E731
     result = engine.fit(trainer, units, xs_ys, evaluate, cfg, len(seeds), lams=lams,
                         chunk=engine.chunk_steps(cfg, bytes_per_step),
-                        first_divisor=engine.FIRST_CHUNK_DIVISOR, progress=progress,
-                        fresh=fresh, watch=() if as_primer else None,
+                        first_divisor=1 if as_explainer else engine.FIRST_CHUNK_DIVISOR,
+                        progress=progress, fresh=fresh,
+                        watch=() if as_primer or as_explainer else None,
                         streams=batches.rngs, resumed=latest.update)
+    if as_explainer:  # no selection: every replica's model is the last step's
+        result.best = trainer.params()
+        result.best_index[:] = result.evaluated - 1
+        result.extra["train_size"] = np.full(len(seeds), first.batch_size)
     metrics = lambda r: tasks_[r].metrics(result.seed(  # noqa: E731
         r, instance=instances[r], eval_sets=own_sets(r)))
     return engine.results(result, metrics), result.train_seconds

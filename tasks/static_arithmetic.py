@@ -17,6 +17,12 @@ that a-b and a+b each get a non-zero threshold.
 [Primer]'s code does: its per-unit training settings (`models.primer`), no divergence
 rule (the lowest interpolation MSE over every evaluation is selected, non-finite ones
 ignored) and its threshold (`primer_threshold`).
+
+``protocol=explainer`` (set by ``--budget explainer``) runs the experiment of the document
+this project grew from as its code runs it (docs/explainer-protocol.md): 10 inputs,
+a = x[0:4], b = x[4:10], one fixed full-batch training set per seed from U[0, 10), test
+set U[0, 100), the model after the last step (no selection), success where the test
+``tf.nn.l2_loss`` reaches its figure `EXPLAINER_L2`.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import numpy as np
 
 from tasks import limits
 from tasks.base import (
+    DATA_STREAM,
     EVAL_SEED,
     TASK_STREAM,
     PrimerReinit,
@@ -79,6 +86,14 @@ PRIMER_MATRIX = {
     "div": ("nacmul", *_BOTH, "npu", "realnpu"),
 }
 
+# The explainer's experiment (`protocol=explainer`, `--budget explainer`): its six functions,
+# its geometry and ranges, and the test loss it reports for a + b (docs/explainer-protocol.md)
+EXPLAINER_OPS = ("add", "sub", "mul", "div", "squared", "root")
+EXPLAINER_PARAMS = {"input_size": 10, "interpolation_range": (0.0, 10.0),
+                    "extrapolation_range": (0.0, 100.0), "hidden_size": 2, "eval_size": 10_000}
+EXPLAINER_SPLIT = 4  # a = x[:4], b = x[4:]
+EXPLAINER_L2 = 8.575e-05  # its printed test tf.nn.l2_loss = sum of squared errors / 2
+
 
 def parse_ranges(value, what: str) -> tuple[tuple[float, float], ...]:
     """(low, high) or a union ((l1, h1), (l2, h2), ...) -> tuple of intervals."""
@@ -123,8 +138,9 @@ class StaticArithmetic(Task):
         # off (default; also false), on or true (tasks.base.Reinit's defaults), or
         # WINDOW,FACTOR,LEVEL; on, the spec holds (window, factor, level)
         "reinit": "off",
-        # suite (default: this suite's reading of [NAU]) or primer ([Primer]'s code: its
-        # training settings per unit, selection and threshold; input_size=2 only)
+        # suite (default: this suite's reading of [NAU]), primer ([Primer]'s code: its
+        # training settings per unit, selection and threshold; input_size=2 only) or
+        # explainer (the explainer's experiment: EXPLAINER_PARAMS, no selection)
         "protocol": "suite",
     }
     default_models = DEFAULT_MODELS
@@ -139,6 +155,9 @@ class StaticArithmetic(Task):
         ``primer`` budget, [Primer]'s matrix (`primer_matrix`)."""
         if budget == "primer":
             return cls.primer_matrix(grid)
+        if budget == "explainer":
+            return [({"op": op, **EXPLAINER_PARAMS, "protocol": "explainer"}, ("nalu",))
+                    for op in grid.get("op", EXPLAINER_OPS)]
         return [({"op": op}, DEFAULT_MATRIX.get(op, DEFAULT_MODELS))
                 for op in grid.get("op", DEFAULT_MATRIX)]
 
@@ -197,6 +216,8 @@ class StaticArithmetic(Task):
             raise TaskError(f"unknown protocol {p['protocol']!r}; known: {', '.join(PROTOCOLS)}")
         if p["protocol"] == "suite":  # the default: left out of the spec, as reinit
             del p["protocol"]
+        elif p["protocol"] == "explainer":
+            self._validate_explainer()
         elif p["input_size"] != 2 or p["op"] not in PRIMER_THRESHOLDS:
             raise TaskError(f"protocol primer is [Primer]'s single-module benchmark: "
                             f"input_size=2 and op one of {', '.join(PRIMER_THRESHOLDS)} "
@@ -206,7 +227,7 @@ class StaticArithmetic(Task):
                             "(models/primer.py); leave reinit off")
         p["interpolation_range"] = parse_ranges(p["interpolation_range"], "interpolation_range")
         p["extrapolation_range"] = parse_ranges(p["extrapolation_range"], "extrapolation_range")
-        if p["op"] in POSITIVE_OPS:
+        if p["op"] in POSITIVE_OPS and self.protocol != "explainer":  # there a >= 0: sqrt(0) = 0
             for key in ("interpolation_range", "extrapolation_range"):
                 low = min(lo for lo, _ in p[key])
                 if low <= 0:
@@ -218,6 +239,17 @@ class StaticArithmetic(Task):
             if self.subset_size < 1 or self.span > p["input_size"]:
                 raise TaskError(f"input_size {p['input_size']} cannot hold two subsets of "
                                 f"{self.subset_size} overlapping by {self.overlap}")
+
+    def _validate_explainer(self) -> None:
+        p = self.params
+        wrong = {k: p[k] for k, v in EXPLAINER_PARAMS.items()
+                 if (parse_ranges(p[k], k) != parse_ranges(v, k) if k.endswith("_range")
+                     else p[k] != v)}
+        if wrong or p["op"] not in EXPLAINER_OPS or "reinit" in p:
+            raise TaskError(f"protocol explainer is the explainer's experiment: "
+                            f"{', '.join(f'{k}={v}' for k, v in EXPLAINER_PARAMS.items())}, "
+                            f"op one of {', '.join(EXPLAINER_OPS)}, reinit off (got "
+                            f"op={p['op']!r}{''.join(f', {k}={v}' for k, v in wrong.items())})")
 
     @property
     def protocol(self) -> str:
@@ -278,6 +310,9 @@ class StaticArithmetic(Task):
     def instance(self, seed: int) -> Subsets:
         if self.single_module:
             return Subsets(slice(0, 1), slice(1, 2))
+        if self.protocol == "explainer":  # contiguous and disjoint, the same for every seed
+            n = self.params["input_size"]
+            return Subsets(slice(0, EXPLAINER_SPLIT), slice(EXPLAINER_SPLIT, n))
         rng = np.random.default_rng([seed, TASK_STREAM])
         o = int(rng.integers(0, self.params["input_size"] - self.span + 1))
         size = self.subset_size
@@ -319,9 +354,19 @@ class StaticArithmetic(Task):
             out[key] = sample_ranges(rng, (n, size), self.params[f"{key}_range"])
         return out
 
+    def train_set(self, inst: Subsets, seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Protocol explainer's fixed training set of ``size`` examples, float32 inputs
+        (size, n_in) and targets (size, 1): the first ``size`` draws of the seed's data
+        stream ``[seed, DATA_STREAM]``, the suite's first batch of that size for the seed."""
+        x = self.train_inputs(np.random.default_rng([seed, DATA_STREAM]), (size,))
+        return x, self.targets(inst, x).astype(np.float32)
+
     def threshold(self, inst: Subsets, x: np.ndarray) -> float:
         """MSE of the eps-perturbed correct solution on x (the success bar); under protocol
-        primer, [Primer]'s (`primer_threshold`)."""
+        primer, [Primer]'s (`primer_threshold`); under protocol explainer, the MSE whose
+        ``tf.nn.l2_loss`` on x is the explainer's figure `EXPLAINER_L2`."""
+        if self.protocol == "explainer":
+            return 2.0 * EXPLAINER_L2 / len(x)
         if self.protocol == "primer":
             return primer_threshold(self.params["op"], self.params["extrapolation_range"],
                                     self.params["eps"])
@@ -355,7 +400,21 @@ class StaticArithmetic(Task):
             "sparsity_error": sparsity,
             "magnitude_curve": self.magnitude_curve(seed),
             **self.reinit_metrics(seed),
+            **self.explainer_metrics(seed),
         }
+
+    def explainer_metrics(self, seed) -> dict:
+        """Under protocol explainer only: the test and training losses as the explainer
+        prints them, ``tf.nn.l2_loss`` (half the sum of squared errors) of the selected (the
+        last) model on the extrapolation set and on the seed's fixed training set."""
+        if self.protocol != "explainer":
+            return {}
+        best, n = seed.best_index, self.params["eval_size"]
+        out = {"test_l2_loss": float(0.5 * n * seed.errors["extrapolation"][best])}
+        if "train" in seed.errors:
+            out["train_l2_loss"] = float(0.5 * seed.extra["train_size"]
+                                         * seed.errors["train"][best])
+        return out
 
     def reinit_metrics(self, seed) -> dict:
         """With --param reinit or protocol primer only (records without are unchanged): how
@@ -392,7 +451,7 @@ class StaticArithmetic(Task):
         return {"start": starts.tolist(), "width": (high - low) / 4, "mse": mse}
 
 
-PROTOCOLS = ("suite", "primer")
+PROTOCOLS = ("suite", "primer", "explainer")
 # How far [Primer]'s perturbed solutions lie from the exact one (export/single_layer_task/
 # benchmark/generate_exp_thresholds.r:24-55): the success bar is the mean of its square
 PRIMER_THRESHOLDS = {

@@ -44,6 +44,7 @@ class TFTrainer:
     units with a regulariser)."""
 
     clip_grad: float | None = None  # gradients clipped element-wise to +-clip_grad
+    loss_scale: float = 1.0  # multiplies each replica's MSE term (N * n_out / 2: l2_loss)
 
     def __init__(self, device: str = "cpu"):
         self.device = device_name(device)
@@ -53,17 +54,23 @@ class TFTrainer:
         regularised unit's penalty times its lambda, summed over replicas (so each replica's
         gradient is its own); then the units' projections. lam (layers,) or per replica
         (R, layers); lam = 0 adds exactly nothing, as torch's skip of an inactive
-        regulariser."""
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(forward() - y), axis=[-2, -1])
-            for j in self._regularised:
-                loss = loss + lam[..., j] * self.net.units[j].regulariser()
-            total = tf.reduce_sum(loss)
-        grads = tape.gradient(total, self.vars)
+        regulariser. The MSE term is multiplied by ``loss_scale`` where it is not 1."""
+        grads = self._mse_grads(forward, y, lam)
         if self.clip_grad is not None:
             grads = [tf.clip_by_value(g, -self.clip_grad, self.clip_grad) for g in grads]
         self.opt.apply_gradients(zip(grads, self.net.trainable_variables))
         self.net.project_()
+
+    def _mse_grads(self, forward, y, lam) -> list:
+        """`_mse_step`'s gradients, one per ``self.net.trainable_variables``."""
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(forward() - y), axis=[-2, -1])
+            if self.loss_scale != 1.0:
+                loss = loss * self.loss_scale
+            for j in self._regularised:
+                loss = loss + lam[..., j] * self.net.units[j].regulariser()
+            total = tf.reduce_sum(loss)
+        return tape.gradient(total, self.vars)
 
     def params(self) -> list[dict[str, np.ndarray]]:
         return [u.get_params() for u in self.net.units]

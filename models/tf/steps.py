@@ -17,11 +17,14 @@ from models.tf.units import tf
 
 class CompiledSteps:
     """``steps(*arrays)`` runs ``step(*(a[t] for a in arrays))`` for t < len(arrays[0]).
-    Arrays are passed as float32 (the supervised trainers' inputs, targets and lambdas)."""
+    Arrays are passed as float32 (the supervised trainers' inputs, targets and lambdas).
+    With ``fixed=k`` the first k arrays are passed whole to every step (a training set that
+    every step uses) and the steps are counted on the others."""
 
     def __init__(self, step: Callable, signature: Sequence[tf.TensorSpec],
-                 jit_compile: bool = True):
+                 jit_compile: bool = True, fixed: int = 0):
         self._step = step
+        self.fixed = fixed
         self._fn = tf.function(self._loop, input_signature=[
             *signature, tf.TensorSpec([], tf.int32)], autograph=False, jit_compile=jit_compile)
         self.capacity = 0  # steps in every array passed to the compiled loop
@@ -30,7 +33,7 @@ class CompiledSteps:
         *arrays, n = args
 
         def body(t):
-            self._step(*(a[t] for a in arrays))
+            self._step(*arrays[:self.fixed], *(a[t] for a in arrays[self.fixed:]))
             return (t + 1,)
         tf.while_loop(lambda t: t < n, body, (tf.constant(0),), parallel_iterations=1)
 
@@ -46,20 +49,22 @@ class CompiledSteps:
     def stage(self, *arrays: np.ndarray) -> list:
         """``arrays`` padded to the capacity and copied into tensors: made ahead of time (on
         the data thread, models/engine.py), the copy overlaps the steps before."""
-        return [tf.constant(padded(np.asarray(a, dtype=np.float32),
-                                   max(self.capacity, a.shape[0]))) for a in arrays]
+        return [tf.constant(np.asarray(a, dtype=np.float32)) if i < self.fixed else
+                tf.constant(padded(np.asarray(a, dtype=np.float32), max(self.capacity, a.shape[0])))
+                for i, a in enumerate(arrays)]
 
     def __call__(self, *arrays, steps: int | None = None) -> None:
         """Run the first ``steps`` rows (default: all) of ``arrays``, numpy arrays or
         tensors from `stage`."""
-        n = arrays[0].shape[0] if steps is None else steps
-        if not 0 <= n <= min(a.shape[0] for a in arrays):
+        stepped = arrays[self.fixed:]
+        n = stepped[0].shape[0] if steps is None else steps
+        if not 0 <= n <= min(a.shape[0] for a in stepped):
             # XLA clamps an index past the end: the loop would silently reuse the last row
-            raise ValueError(f"steps={n} outside the chunk's {[a.shape[0] for a in arrays]} rows")
+            raise ValueError(f"steps={n} outside the chunk's {[a.shape[0] for a in stepped]} rows")
         self.capacity = max(self.capacity, n)
-        self._fn(*(a if isinstance(a, tf.Tensor)
-                   else padded(np.asarray(a, dtype=np.float32), self.capacity)
-                   for a in arrays), np.int32(n))
+        self._fn(*(a if isinstance(a, tf.Tensor) else np.asarray(a, dtype=np.float32)
+                   if i < self.fixed else padded(np.asarray(a, dtype=np.float32), self.capacity)
+                   for i, a in enumerate(arrays)), np.int32(n))
 
 
 def padded(a: np.ndarray, steps: int) -> np.ndarray:

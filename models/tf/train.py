@@ -10,25 +10,31 @@ from models.tf.steps import CompiledSteps, padded
 from models.tf.units import tf
 
 _SEQ = tf.TensorSpec([None, None, None, None], tf.float32)
+_SET = tf.TensorSpec([None, None, None], tf.float32)
 
 
 class Trainer(TFTrainer):
     """One Adam over every replica; the loss is summed over replicas so each
     replica's gradient is its own. T steps run as one compiled while-loop; with
-    ``jit_compile`` (default) XLA fuses it (`CompiledSteps`: compiled once per trainer)."""
+    ``jit_compile`` (default) XLA fuses it (`CompiledSteps`: compiled once per trainer).
+    ``loss_scale``: as the torch trainer's (`models.tf.base.TFTrainer._mse_step`)."""
 
     def __init__(self, layers: list[tuple[str, dict[str, np.ndarray]]], lr: float,
-                 device: str = "cpu", jit_compile: bool = True, clip_grad: float | None = None):
+                 device: str = "cpu", jit_compile: bool = True, clip_grad: float | None = None,
+                 loss_scale: float = 1.0):
         super().__init__(device)
         self.clip_grad = clip_grad
+        self.loss_scale = float(loss_scale)
         self.replicas = len(next(iter(layers[0][1].values())))
         with tf.device(self.device):
             self.net = Stack(layers)
             self.vars = [v.value for v in self.net.trainable_variables]
             self.opt = adam(lr, self.net.trainable_variables)
         self._regularised = [j for j, u in enumerate(self.net.units) if u.spec.regularised]
-        self._train = CompiledSteps(self._step, [_SEQ, _SEQ, tf.TensorSpec(
-            [None, None, None], tf.float32)], jit_compile=jit_compile)
+        self._train = CompiledSteps(self._step, [_SEQ, _SEQ, _SET], jit_compile=jit_compile)
+        # every step on one set (models.explainer.FixedBatches): the set passed once
+        self._train_fixed = CompiledSteps(self._step, [_SET, _SET, _SET],
+                                          jit_compile=jit_compile, fixed=2)
         self._forward = tf.function(self.net.call, input_signature=[
             tf.TensorSpec([None, None], tf.float32)], autograph=False, jit_compile=jit_compile)
         self._forward_own = tf.function(self.net.call, input_signature=[
@@ -41,6 +47,7 @@ class Trainer(TFTrainer):
     def reserve(self, steps: int) -> None:
         """Compile the step loop for chunks of up to ``steps`` (models/engine.py)."""
         self._train.reserve(steps)
+        self._train_fixed.reserve(steps)
 
     def prepare(self, xs: np.ndarray, ys: np.ndarray) -> dict:
         """A chunk padded and copied into tensors, on the data thread (models/engine.py):

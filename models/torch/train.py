@@ -105,12 +105,17 @@ class _Ctx:
 
 class Trainer(TorchTrainer):
     """One Adam over every replica; the loss is summed over replicas so each
-    replica's gradient is its own."""
+    replica's gradient is its own. ``loss_scale`` multiplies each replica's MSE term (not
+    the regularisers): N * n_out / 2 makes it ``tf.nn.l2_loss``, half the sum of squared
+    errors, whose gradient with respect to the prediction is exactly pred - y. Adam's
+    epsilon makes a scaled loss train differently from the MSE."""
 
     def __init__(self, layers: list[tuple[str, dict[str, np.ndarray]]], lr: float,
-                 device: str = "cpu", threads: int | None = 1, clip_grad: float | None = None):
+                 device: str = "cpu", threads: int | None = 1, clip_grad: float | None = None,
+                 loss_scale: float = 1.0):
         super().__init__(device, threads)
         self.clip_grad = clip_grad  # gradients clipped element-wise to +-clip_grad
+        self.loss_scale = float(loss_scale)
         self.net = Stack(layers).to(self.device)
         self.layers = self.net.units
         self.opt = ReplicaAdam(self.net.parameters(), lr=lr)
@@ -120,10 +125,22 @@ class Trainer(TorchTrainer):
         self._by_hand = all(u.node is not None and all(p.dim() == 3 for p in u.node_params())
                             for u in self.net.units)
 
+    def grad_scale(self, pred: torch.Tensor) -> float:
+        """d/dpred of the summed per-replica loss is (pred - y) times this: `mse_grad_scale`
+        at ``loss_scale`` 1, else 2 * loss_scale / n rounded once (1.0 for the half sum)."""
+        if self.loss_scale == 1.0:
+            return mse_grad_scale(pred)
+        return float(np.float32(2.0 * self.loss_scale / (pred.shape[-2] * pred.shape[-1])))
+
     def prepare(self, xs: np.ndarray, ys: np.ndarray) -> dict:
         """A chunk as tensors, plus log(|x| + eps) when the first unit takes it: called on
         the data thread (models/supervised.py), so the log, a fifth of a NALU step with 64
-        replicas, overlaps training."""
+        replicas, overlaps training. A chunk whose steps are one set (numpy stride 0 along
+        the steps: `models.explainer.FixedBatches`) is made and logged once and expanded."""
+        steps = xs.shape[0]
+        fixed = isinstance(xs, np.ndarray) and xs.strides[0] == 0 and ys.strides[0] == 0
+        if fixed:
+            xs, ys = xs[:1].copy(), ys[:1].copy()
         xs, ys = self.tensor(xs), self.tensor(ys)
         log_xs = None
         if self.net.takes_log_input:
@@ -135,6 +152,9 @@ class Trainer(TorchTrainer):
                 pair.append(torch.empty_like(xs))
             log_xs = torch.abs(xs, out=pair[self._prepared % 2]).add_(EPS).log_()
             self._prepared += 1
+        if fixed:
+            xs, ys = xs.expand(steps, *xs.shape[1:]), ys.expand(steps, *ys.shape[1:])
+            log_xs = None if log_xs is None else log_xs.expand(steps, *log_xs.shape[1:])
         return {"xs": xs, "ys": ys, "log_xs": log_xs}
 
     def train(self, xs, ys, lams: np.ndarray, log_xs=None) -> None:
@@ -150,6 +170,8 @@ class Trainer(TorchTrainer):
             self.opt.zero_grad(set_to_none=True)
             if active:
                 loss = ((self.net(x, log_x) - y) ** 2).mean(dim=(-2, -1))
+                if self.loss_scale != 1.0:
+                    loss = loss * self.loss_scale
                 for j in active:
                     lam = float(lams[t, j]) if per_replica is None else per_replica[t, :, j]
                     loss = loss + lam * self.net.units[j].regulariser()
@@ -158,7 +180,7 @@ class Trainer(TorchTrainer):
                 self._step_by_hand(x, log_x, y)
             else:
                 pred = self.net(x, log_x)
-                pred.backward((pred.detach() - y) * mse_grad_scale(pred))
+                pred.backward((pred.detach() - y) * self.grad_scale(pred))
             if self.clip_grad is not None:
                 torch.nn.utils.clip_grad_value_(self.net.parameters(), self.clip_grad)
             self.opt.step()
@@ -175,7 +197,7 @@ class Trainer(TorchTrainer):
             ctx = _Ctx((j > 0, False) + (True,) * len(params))  # x, log_x, the weights
             x = unit.node.forward(ctx, x, log_x if j == 0 else None, *params)
             ctxs.append(ctx)
-        grad = (x - y) * mse_grad_scale(x)
+        grad = (x - y) * self.grad_scale(x)
         for unit, ctx in zip(reversed(self.net.units), reversed(ctxs)):
             grad, _, *grads = unit.node.backward(ctx, grad)
             for p, g in zip(unit.node_params(), grads, strict=True):
