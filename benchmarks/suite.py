@@ -5,6 +5,8 @@ import itertools
 import json
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 import tasks
 from benchmarks.records import RunSpec
 from models import primer, registry
@@ -167,7 +169,8 @@ def expand(task_names: list[str], models: list[str] | None, frameworks: list[str
             plan = [({}, tuple(models))]
         for fixed, task_models in plan:
             for key in sorted(set(fixed) & set(grid)):
-                if fixed[key] not in grid[key]:  # a budget never overrides --param silently
+                # a budget never overrides --param silently (one of its values selects)
+                if not any(_same_value(fixed[key], v) for v in grid[key]):
                     raise SuiteError(f"--param {key}={_shown(grid[key])} conflicts with "
                                      f"budget {b.name!r}, which sets {key}={fixed[key]} for "
                                      f"{name}; drop the --param or choose another budget")
@@ -186,6 +189,16 @@ def expand(task_names: list[str], models: list[str] | None, frameworks: list[str
                             schedule_scale=b.schedule_scale, common_data=common_data,
                             device=device))
     return specs
+
+
+def _same_value(a, b) -> bool:
+    """Equal task parameter values: numbers as floats, ranges whatever their nesting
+    ([-2, 2] and ((-2.0, 2.0),)), anything else as itself."""
+    try:
+        x, y = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return a == b
+    return x.shape == y.shape and bool(np.array_equal(x, y))
 
 
 def groups(specs: list[RunSpec], max_replicas: int = 1024) -> list[list[RunSpec]]:

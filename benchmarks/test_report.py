@@ -84,4 +84,4 @@ def test_report_10000_records(benchmark, tmp_path):
     benchmark.extra_info.update(records=RECORDS, curve_points=POINTS, target_seconds=10,
                                 html_bytes=out.stat().st_size)
     text = out.read_text()  # scoreboard, success, learning curves, magnitude, frameworks
-    assert text.count("<img ") == 5 and "Protocol differs" in text and "://" not in text
+    assert text.count("<img ") == 6 and "Protocol differs" in text and "://" not in text

@@ -8,8 +8,8 @@ evaluations so far, the selection, divergence and re-initialisation state), the 
 random state of the data streams taken *before* the next chunk was drawn (the data thread
 draws one chunk ahead). The file is one ``.npz``: arrays, plus a JSON header that names the
 program (its specs' ids and which of the group's fits it is), the versions that decide its
-bits and the layout of the nests of arrays. Nothing is unpickled: ``np.load`` runs with
-``allow_pickle=False``. A file that fails any check (unreadable or truncated, another
+bits and the layout of the nests of arrays. Nothing is unpickled: it is read with
+``np.load(path, allow_pickle=False)``. A file that fails any check (unreadable or truncated, another
 program, other versions, other shapes) is named on stderr, set aside as ``*.rejected`` and
 the program starts fresh.
 
@@ -189,7 +189,7 @@ class Checkpoint:
     def __init__(self, path: Path, ids: list[str], part: int, every: float):
         self.path, self.ids, self.part, self.every = Path(path), list(ids), part, every
         self.last = time.monotonic()
-        self.saves = 0
+        self.failed = False  # a write failed (said once)
 
     def due(self) -> bool:
         return time.monotonic() - self.last >= self.every
@@ -200,25 +200,32 @@ class Checkpoint:
     def save(self, header: dict, tree) -> None:
         """Write ``tree`` (a nest of arrays) with ``header`` (what identifies the program
         besides its ids: its shape, `versions`) to a temporary file beside the checkpoint,
-        then rename it over."""
+        then rename it over. A checkpoint that cannot be written (a full disk) is said once
+        on stderr and training goes on: the previous one, if any, stays whole."""
         arrays: dict[str, np.ndarray] = {}
         meta = {**self._identity(header), "layout": pack(tree, arrays)}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}-",
-                                   suffix=".tmp")
+        tmp = None
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}-",
+                                       suffix=".tmp")
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, **arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o644)  # as records: workers of a cluster may run as other users
             os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        except BaseException as err:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            if not isinstance(err, OSError):
+                raise
+            if not self.failed:
+                print(f"warning: cannot write checkpoint {self.path}: {err.strerror or err}; "
+                      f"training goes on", file=sys.stderr)
+            self.failed = True
         self.last = time.monotonic()
-        self.saves += 1
 
     def load(self, header: dict):
         """The saved nest if the file exists and is this program's at these versions; a

@@ -220,8 +220,7 @@ def fit(trainer, units: list[str], batches: Callable[[int], dict],
         keep: Callable[[], Any] | None = None, watch: tuple[str, ...] | None = None,
         stop_when_diverged: bool = False, progress: Callable[[int], None] | None = None,
         fresh: Callable[[np.ndarray, np.ndarray], list] | None = None,
-        streams: Iterable[np.random.Generator] = (),
-        resumed: Callable[[dict[str, np.ndarray]], None] | None = None) -> Fit:
+        streams: Iterable[np.random.Generator] = (), carry: dict | None = None) -> Fit:
     """Train R replicas, evaluating every ``cfg.eval_interval`` steps and at the end.
 
     ``batches(T)`` draws T steps of data as ``trainer.train``'s keyword arguments;
@@ -239,9 +238,10 @@ def fit(trainer, units: list[str], batches: Callable[[int], dict],
     Checkpoints (`models.checkpoint`, where the runner turned them on): at chunk boundaries,
     every few minutes, at the end and when a stop is requested, the fit's state, the
     trainer's (``get_state`` / ``set_state``) and the state of the generators ``streams``
-    that ``batches`` draws from are saved; a fit that finds its checkpoint continues from
-    it, telling the adapter the last evaluation through ``resumed(values)`` (what
-    ``evaluate`` returned then), and ends as the uninterrupted fit would, bit for bit."""
+    that ``batches`` draws from are saved, with ``carry``, a dict of arrays the adapter keeps
+    between evaluations (e.g. the last one, or the untrained network's outputs); a fit
+    that finds its checkpoint continues from it, ``carry`` refilled, and ends as the
+    uninterrupted fit would, bit for bit."""
     if cfg.reinit is not None and fresh is None:
         raise ValueError("cfg.reinit needs fresh(replicas, attempts) to draw new weights")
     keep = keep or trainer.params
@@ -284,9 +284,11 @@ def fit(trainer, units: list[str], batches: Callable[[int], dict],
     saver = checkpoint.for_fit()
     header = {"replicas": replicas, "plan": checkpoint.digest(np.asarray(chunks, np.int64)),
               "versions": checkpoint.versions(trainer)}
+    carry = {} if carry is None else carry
     saved = _restore(saver, header, st, trainer, streams, history) if saver else None
-    if saved is not None and resumed is not None:
-        resumed({name: v[:, st.evaluated - 1] for name, v in st.errors.items()})
+    if saved is not None:
+        carry.clear()
+        carry.update(saved.get("carry", {}))
 
     def save(next_chunk: int, stream_states: list) -> None:
         st.next_chunk = next_chunk
@@ -294,7 +296,7 @@ def fit(trainer, units: list[str], batches: Callable[[int], dict],
         if history is not None:
             st.history = {"values": history.values, "counts": history.counts}
         saver.save(header, {"fit": st.tree(), "trainer": trainer.get_state(),
-                            "streams": stream_states})
+                            "streams": stream_states, "carry": carry})
 
     # A trainer may turn a chunk into what it trains on (tensors, derived inputs) ahead of
     # time, and size a compiled loop for the longest chunk before the first.

@@ -111,7 +111,7 @@ def train_one(task, spec, progress=None) -> tuple[dict, float]:
                         lams=lambda steps: engine.regulariser_weights([unit], cfg, steps)[:, 0],
                         chunk=cfg.eval_interval, keep=lambda: _one(now),
                         watch=("interpolation",), stop_when_diverged=True, progress=progress,
-                        streams=[rng])
+                        streams=[rng], carry=untrained)
     best = result.seed(0).best
     predictions = {length: core_predict(cell, best["params"], best["features"],
                                         task.eval_sets[length][0])

@@ -148,7 +148,7 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
                         first_divisor=1 if as_explainer else engine.FIRST_CHUNK_DIVISOR,
                         progress=progress, fresh=fresh,
                         watch=() if as_primer or as_explainer else None,
-                        streams=batches.rngs, resumed=latest.update)
+                        streams=batches.rngs, carry=latest)
     if as_explainer:  # no selection: every replica's model is the last step's
         result.best = trainer.params()
         result.best_index[:] = result.evaluated - 1

@@ -3,7 +3,9 @@ writes the records of an uninterrupted run, bit for bit, in every task whose see
 as one program and in both frameworks; a checkpoint that is not the program's is set aside."""
 from __future__ import annotations
 
+import errno
 import json
+import os
 import random
 
 import numpy as np
@@ -200,3 +202,25 @@ def test_engine_resumes_its_reinit_state(rule, tmp_path):
         np.testing.assert_array_equal(resumed.best[0]["w"], plain.best[0]["w"])
         for path in tmp_path.glob("*.npz"):
             path.unlink()
+
+
+def test_a_checkpoint_that_cannot_be_written_is_said_once_and_training_goes_on(
+        framework, tmp_path, monkeypatch, capsys):
+    if registry.framework_missing(framework):
+        pytest.skip(registry.framework_missing(framework))
+    group = specs_of("static", framework)
+    plain = runner.run_group(group)
+    real = os.replace
+
+    def full_disk(src, dst):
+        if str(dst).endswith(".npz"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", full_disk)
+    plan = checkpoint.Plan(str(tmp_path / "ckpt"), every=1e-9)
+    records = runner.run_group(group, checkpoints=plan)
+    err = capsys.readouterr().err
+    assert err.count("cannot write checkpoint") == 1 and "No space left" in err
+    assert [comparable(r) for r in records] == [comparable(r) for r in plain]
+    assert not list((tmp_path / "ckpt").iterdir()), "no temporary file is left"

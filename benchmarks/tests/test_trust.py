@@ -62,7 +62,7 @@ def test_record_paths_cannot_escape(tmp_path, bad):
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["r"]
 
 
-def _stub_group(group, progress=None):
+def _stub_group(group, progress=None, **options):
     """No training: the property test is about parsing and validation, not learning."""
     return [records.build(s, "skipped", "stub") for s in group]
 
