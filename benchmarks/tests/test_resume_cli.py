@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -79,6 +80,7 @@ def test_sigterm_mid_program_then_rerun_is_bit_for_bit(task, tmp_path):
             "the program finished before the signal: make it longer"
     rerun = run_cli(*cli_args(task, results))
     assert rerun.returncode == 0, rerun.stderr
+    assert "set aside" not in rerun.stderr, "the checkpoints were trusted and continued"
     assert not list(ckpt_dir.glob("*.npz")), "checkpoints are removed with their records"
     for group in groups:
         plain = runner.run_group(group)
@@ -100,6 +102,7 @@ def test_executor_workers_save_and_resume(executor, tmp_path):
     assert "checkpoint(s) of unfinished programs kept" in err, err
     rerun = run_cli(*args)
     assert rerun.returncode == 0, rerun.stderr
+    assert not list(results.glob(f"{checkpoint.DIRECTORY}/*.rejected"))
     plain = runner.run_group(group)
     written = [json.loads((results / f"{s.id}.json").read_text()) for s in group]
     assert [comparable(r) for r in written] == [comparable(r) for r in plain]
@@ -113,3 +116,42 @@ def test_checkpoint_every_is_checked():
 def test_the_tasks_here_are_all_that_train_seeds_as_programs():
     """Every task but the grid world (its own A2C loop) is covered above."""
     assert set(TASKS) | {"grid_world", "mnist_addition"} == set(tasks.TASKS)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
+                    reason="dask.distributed is not installed (the dask extra)")
+def test_dask_worker_lost_mid_program_resumes_from_its_checkpoint(tmp_path, capsys):
+    """The worker training a program is killed once the program has a checkpoint: Dask
+    reruns the group on the restarted worker, which continues from the checkpoint."""
+    import threading
+
+    from distributed import default_client
+
+    task = "static_arithmetic"
+    results = tmp_path / "r"
+    (group,) = [g for g in groups_of(task) if g[0].framework == FRAMEWORKS[0]]
+    args = [a if a != ",".join(FRAMEWORKS) else FRAMEWORKS[0] for a in cli_args(task, results)]
+    key = checkpoint.group_key([s.id for s in group])
+    killed = []
+
+    def kill_when_saved():
+        deadline = time.monotonic() + 240
+        while not list((results / checkpoint.DIRECTORY).glob(f"{key}-*.npz")):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
+        pids = default_client().run(os.getpid)
+        for pid in pids.values():
+            os.kill(pid, signal.SIGKILL)
+        killed.extend(pids.values())
+
+    watcher = threading.Thread(target=kill_when_saved, daemon=True)
+    watcher.start()
+    assert cli.main([*args, "--executor", "dask", "--workers", "1"]) == 0
+    watcher.join(5)
+    assert killed, "the worker was not killed"
+    assert not list(results.glob(f"{checkpoint.DIRECTORY}/*.rejected"))
+    plain = runner.run_group(group)
+    written = [json.loads((results / f"{s.id}.json").read_text()) for s in group]
+    assert [comparable(r) for r in written] == [comparable(r) for r in plain]
+    capsys.readouterr()
