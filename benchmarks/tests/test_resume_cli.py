@@ -19,6 +19,7 @@ from benchmarks import cli, runner, suite
 from benchmarks.tests.test_cli import ROOT, run_cli
 from benchmarks.tests.test_resume import comparable
 from models import checkpoint, registry
+from tasks import digits
 
 FRAMEWORKS = [f for f in registry.FRAMEWORKS if not registry.framework_missing(f)]
 pytestmark = pytest.mark.skipif(not FRAMEWORKS, reason="neither torch nor tensorflow")
@@ -66,7 +67,8 @@ def stop_when_saved(args: list[str], ckpt_dir, group_ids: list[str], timeout: fl
 
 
 @pytest.mark.parametrize("task", list(TASKS))
-def test_sigterm_mid_program_then_rerun_is_bit_for_bit(task, tmp_path):
+def test_sigterm_mid_program_then_rerun_is_bit_for_bit(task, tmp_path, monkeypatch):
+    monkeypatch.delenv(digits.ENV, raising=False)  # the command line and this process alike
     results = tmp_path / "r"
     ckpt_dir = results / checkpoint.DIRECTORY
     groups = groups_of(task)

@@ -201,6 +201,7 @@ def test_unknown_source():
 def test_mnist_dir_option(tmp_path, monkeypatch, capsys):
     from benchmarks import cli
 
+    monkeypatch.delenv(digits.ENV, raising=False)  # restored unset: no leak into later tests
     write_idx(tmp_path / "m", fake_mnist(), gz=True)
     assert digits.use_mnist_dir(tmp_path / "m") == (tmp_path / "m").resolve()
     assert digits.find_mnist() == (tmp_path / "m").resolve()  # through the variable
