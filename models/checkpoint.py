@@ -255,9 +255,6 @@ class Checkpoint:
         print(f"warning: checkpoint {self.path} set aside as {aside.name}: {why}; "
               f"the program starts from step 0", file=sys.stderr)
 
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-
 
 def _short(value, limit: int = 80) -> str:
     text = json.dumps(value)
