@@ -101,21 +101,27 @@ def test_corrupt_and_truncated_records_are_named_rerun_and_reported(tmp_path, ca
     _check_dir(results, 4)
 
 
+def records_fail(monkeypatch, failing) -> list:
+    """Make the disk full for the record writes (not the checkpoints') whose 1-based number
+    ``failing(n)`` picks; returns the record paths tried, in order."""
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst):
+        if str(dst).endswith(".json"):
+            calls.append(dst)
+            if failing(len(calls)):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(store.os, "replace", replace)
+    return calls
+
+
 @pytest.mark.parametrize("executor", ["local", "processes"])
 def test_failed_write_one_line_exit_1_earlier_records_intact(tmp_path, monkeypatch, capsys,
                                                             executor):
     results = tmp_path / "r"
-    real_replace, calls = os.replace, []
-
-    def disk_full_after_two(src, dst):  # records only: checkpoints are not records
-        if not str(dst).endswith(".json"):
-            return real_replace(src, dst)
-        calls.append(dst)
-        if len(calls) > 2:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(store.os, "replace", disk_full_after_two)
+    records_fail(monkeypatch, lambda n: n > 2)
     code = cli.main(["run", *TINY, "--results", str(results), "--executor", executor])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1  # the work was not kept: not bad input

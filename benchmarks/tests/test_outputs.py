@@ -22,6 +22,7 @@ import pytest
 from benchmarks import cli, store
 from benchmarks.tests.test_compare import baseline, worse
 from benchmarks.tests.test_exit_status import TINY, needs_framework
+from benchmarks.tests.test_faults import records_fail
 from reports import frame
 from reports.tests.conftest import record, write
 
@@ -174,16 +175,7 @@ def test_compare_o_on_a_full_disk_is_exit_1_naming_the_file(tmp_path, dirs, caps
 def test_run_on_a_full_disk_keeps_every_record_that_fits_exit_1(tmp_path, capsys,
                                                                  monkeypatch):
     results = tmp_path / "r"
-    real, calls = os.replace, []
-
-    def first_fails(src, dst):  # records only: checkpoints are not records
-        if not str(dst).endswith(".json"):
-            return real(src, dst)
-        calls.append(dst)
-        if len(calls) == 1:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(src, dst)
-    monkeypatch.setattr(store.os, "replace", first_fails)
+    calls = records_fail(monkeypatch, lambda n: n == 1)
     code, _, err = main(capsys, "run", *TINY, "--results", results)
     assert code == 1 and len(err) == 1, err
     assert str(calls[0]) in err[0] and "No space left" in err[0]
