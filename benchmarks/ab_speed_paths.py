@@ -6,7 +6,7 @@ the main thread's CPU time in ``Trainer._train`` (the data thread and other proc
 excluded, so a loaded machine disturbs it less than wall time). Arms: ``A`` (the trainer
 as it is), ``public_adam`` (``torch.optim.Adam(fused=True)`` instead of ``ReplicaAdam``),
 ``no_shortcuts`` (autograd's loss and engine instead of the by-hand nalu step and the MSE
-gradient). The rule a path must pass, and what it measured: docs/performance.md.
+gradient). The rule a path must pass and the measured ratios are in docs/performance.md.
 """
 from __future__ import annotations
 
