@@ -59,7 +59,8 @@ def measure_program(model: str, framework: str, seeds: int, steps: int,
 
 
 def plain_loop(model: str, steps: int, seeds: int = 2, op: str = "add") -> float:
-    """seed-steps/s of the conventional one-seed-at-a-time PyTorch loop (shared/perf)."""
+    """seed-steps/s of the conventional one-seed-at-a-time PyTorch loop (a script beside
+    the repository, ``PLAIN_LOOP``, when present)."""
     if not PLAIN_LOOP.exists():
         raise FileNotFoundError(f"{PLAIN_LOOP} not found (it lives in ../shared/perf)")
     out = subprocess.run([sys.executable, str(PLAIN_LOOP), "--unit", model, "--op", op,

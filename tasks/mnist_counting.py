@@ -1,6 +1,6 @@
 """MNIST counting and MNIST addition [NALU] [NAU]: a sequence of digit images, one answer.
 
-Protocol (shared/PROTOCOLS.md, "MNIST counting and addition"): a CNN reads each image,
+Protocol (docs/tasks.md): a CNN reads each image,
 a recurrent core (a cell of `models.reference.CELLS`: lstm, gru, rnn_relu, nac, nalu,
 nau, ...) accumulates, and the output after the last image is the answer:
 - ``mnist_counting``: 10 outputs, how many images of each class the sequence holds;

@@ -1,6 +1,6 @@
 """Recurrent arithmetic [NALU, NAU]: the static task's a and b accumulated over a sequence.
 
-Protocol (shared/PROTOCOLS.md, "Recurrent arithmetic"): every step brings a vector x_t
+Protocol (docs/tasks.md): every step brings a vector x_t
 of size 10 (``input_size``); a is the sum over the sequence of the static task's first
 subset of x_t, b of its second (subsets as in the static task: ratio 0.25, overlap 0.5,
 offset fixed per seed), and the target is op(a, b), seen once at the end. Training

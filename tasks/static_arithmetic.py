@@ -1,6 +1,6 @@
 """Static arithmetic [NAU]: y = op(a, b), a and b sums of two overlapping input subsets.
 
-Protocol (shared/PROTOCOLS.md, verified from [NAU]): x of size 100 drawn from
+Protocol (docs/tasks.md, verified from [NAU]): x of size 100 drawn from
 U[1, 2] for training and interpolation, U[2, 6] for extrapolation; a is the sum of
 x[o:o+25], b of x[o+13:o+38] (subset ratio 0.25, overlap ratio 0.5), with the
 offset o drawn once per seed. Network: two layers, hidden size 2.

@@ -14,7 +14,7 @@ adds ("und", "ein" in "einundzwanzig" -> einund | zwanzig). So
 back. Characters were the other choice; table parts keep the sequences as short as the
 other languages' (at most 6 tokens) and keep a token a number word.
 
-Split (shared/PROTOCOLS.md, verified from [NAU]'s code): 169 training, 200 validation
+Split (docs/tasks.md, verified from [NAU]'s code): 169 training, 200 validation
 and 630 test numbers, disjoint, covering 1..999. Training holds 1..19 and at least one
 number containing every token; it is fixed by ``split_seed`` (the same for every run
 seed, like the published split), then filled at random, and validation is drawn from

@@ -1,4 +1,4 @@
-"""MNIST counting and addition against their protocol (shared/PROTOCOLS.md), on the
+"""MNIST counting and addition against their protocol, on the
 scikit-learn digits (no MNIST on the test machines)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The recurrent arithmetic data against its protocol (shared/PROTOCOLS.md): shapes,
+"""The recurrent arithmetic data against its protocol: shapes,
 ranges, lengths, targets, the model grammar and the success bar."""
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The static arithmetic data against its protocol ([NAU] / shared/PROTOCOLS.md)."""
+"""The static arithmetic data against its protocol ([NAU]; docs/tasks.md)."""
 import numpy as np
 import pytest
 
