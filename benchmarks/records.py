@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from models import cpu, registry
+
 FINAL = ("ok", "diverged")  # a rerun skips these
 STATUSES = ("ok", "diverged", "error", "skipped")
 
@@ -113,8 +115,18 @@ def _environment(framework: str) -> dict:  # package metadata is slow to read pe
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      framework: _version(_PACKAGES.get(framework, ()))},
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
-                    "cpus": os.cpu_count(), "node": platform.node()},
+                    "cpus": os.cpu_count(), "node": platform.node(),
+                    "cpu_model": cpu.cpuinfo_field(("model name",)) or platform.processor() or None,
+                    "cpu_capability": _capability(framework)},
     }
+
+
+def _capability(framework: str) -> str | None:
+    """The framework's `models.cpu.capability`, None where it is not installed."""
+    try:
+        return None if registry.framework_missing(framework) else cpu.capability(framework)
+    except ValueError:  # not a framework
+        return None
 
 
 def build(spec: RunSpec, status: str, reason: str = "", **fields_) -> dict:
