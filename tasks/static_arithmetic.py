@@ -53,6 +53,8 @@ OPS = {
     "squared": lambda a, b: a * a,
     "root": lambda a, b: np.sqrt(a),
 }
+# sqrt of float32's largest value: larger targets make the squared error infinite
+MAX_TARGET = float(np.sqrt(np.finfo(np.float32).max))
 POSITIVE_OPS = {"root"}  # undefined for a <= 0
 
 # What `run` trains when no --units are given: per op, the models [NAU] compares.
@@ -239,6 +241,31 @@ class StaticArithmetic(Task):
             if self.subset_size < 1 or self.span > p["input_size"]:
                 raise TaskError(f"input_size {p['input_size']} cannot hold two subsets of "
                                 f"{self.subset_size} overlapping by {self.overlap}")
+        for key in ("interpolation_range", "extrapolation_range"):
+            self._check_targets_fit(key)
+
+    def _check_targets_fit(self, key: str) -> None:
+        """Refuse a range whose targets square beyond float32: the loss (the squared
+        error, in float32) of the untrained model would be infinite from the first step,
+        so every run would end diverged. The targets' largest magnitude is bounded by the
+        op at the corners: a and b at +-(inputs summed) x the largest |endpoint| (and,
+        where every range keeps one sign, the smallest, for division)."""
+        ranges = np.abs(np.asarray(self.params[key], dtype=float))
+        count = 1 if self.single_module else self.subset_size
+        corners = [count * ranges.max()]
+        if all(lo > 0 or hi < 0 for lo, hi in self.params[key]):
+            corners.append(count * ranges.min())
+        corners = np.array(corners + [-c for c in corners])
+        a, b = np.meshgrid(corners, corners)
+        with np.errstate(all="ignore"):
+            reach = float(np.nanmax(np.abs(OPS[self.params["op"]](a, b))))
+        if not reach <= MAX_TARGET:
+            raise TaskError(f"bad {key} "
+                            f"{'U'.join(f'[{lo:g},{hi:g}]' for lo, hi in self.params[key])}: op "
+                            f"{self.params['op']!r} over it reaches targets of {reach:.3g}, "
+                            f"whose squared error overflows float32 (the models train in "
+                            f"float32; |targets| must stay below {MAX_TARGET:.3g}); "
+                            f"use smaller values")
 
     def _validate_explainer(self) -> None:
         p = self.params

@@ -35,6 +35,7 @@ def run_cli(*args):
     (["--param", "interpolation_range=3,1"], "[3, 1]"),
     (["--ops", "root", "--param", "interpolation_range=-2,2"], "reaches -2"),
     (["--param", "colour=red"], "colour"),
+    (["--param", "interpolation_range=1e30,1e38"], "interpolation_range [1e+30,1e+38]"),
     (["--device", "tpu9"], "'tpu9'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, bad):

@@ -158,10 +158,24 @@ def test_replica_streams_do_not_depend_on_the_group():
     ({"input_size": 20, "subset_ratio": 0.9}, "cannot hold two subsets"),
     ({"colour": "red"}, "unknown parameter"),
     ({"extrapolation_range": "wide"}, "bad extrapolation_range"),
+    ({"interpolation_range": (1e30, 1e38)}, r"interpolation_range \[1e\+30,1e\+38\].* 5e\+39"),
+    # 25 inputs summed (input_size 100, subset 0.25) up to 1e18: a + b reaches 5e19
+    ({"extrapolation_range": (1e17, 1e18)}, "extrapolation_range.*reaches targets of 5e"),
+    ({"input_size": 2, "op": "mul", "interpolation_range": (1e9, 1e10)}, "reaches.* 1e\\+20"),
+    ({"input_size": 2, "op": "div", "interpolation_range": (1e-30, 1e-5)}, "1e\\+25"),
 ])
 def test_bad_parameters_name_the_value(params, message):
     with pytest.raises(TaskError, match=message):
         StaticArithmetic(**params)
+
+
+@pytest.mark.parametrize("params", [
+    {"input_size": 2, "op": "mul", "interpolation_range": (1e8, 1e9)},  # 1e18 < 1.84e19
+    {"input_size": 2, "op": "div", "interpolation_range": (-1, 1)},  # near-zero b: allowed
+    {"extrapolation_range": (1e16, 1e17)},  # 25 x 1e17 summed, 5e18
+])
+def test_ranges_whose_targets_fit_float32_are_accepted(params):
+    StaticArithmetic(**params)
 
 
 def test_consecutive_chunks_do_not_overwrite_each_other():
