@@ -102,9 +102,10 @@ def labelled(table: pd.DataFrame, varying: list[str]) -> pd.DataFrame:
     return table.assign(unit=table["unit"].astype(str).str.cat(parts, sep=" "))
 
 
-def figure(caption: str, png: bytes | None) -> list[dict]:
-    """A figure as the template shows it; nothing when there was nothing to draw."""
-    return [{"caption": caption, "uri": figures.data_uri(png)}] if png else []
+def figure(caption: str, png: bytes | None, anchor: str = "") -> list[dict]:
+    """A figure as the template shows it (``anchor``: its id, for links to it); nothing
+    when there was nothing to draw."""
+    return [{"caption": caption, "uri": figures.data_uri(png), "id": anchor}] if png else []
 
 
 def _leaderboards(table: pd.DataFrame, varying: list[str]) -> list[dict]:
@@ -188,19 +189,36 @@ def _task_order(item) -> tuple:
     return (names.index(item[0]) if item[0] in names else len(names), item[0])
 
 
+RANGE_PARAMS = ("param_interpolation_range", "param_extrapolation_range")
+MAX_RANGE_COLUMNS = 3  # range pairs per (task, op) shown as their own columns; more: pooled
+
+
 def _board_columns(finished: pd.DataFrame) -> pd.Series:
     """Per run, its scoreboard column: the task, its op and the parameters that vary within
-    the task ("static_arithmetic add", "text_to_number language=de")."""
+    the task ("static_arithmetic add", "text_to_number language=de"). Where an op ran over
+    more than `MAX_RANGE_COLUMNS` range pairs ([Primer]'s 9), its range pairs share one
+    column ("static_arithmetic add, 9 range pairs"), which leads to the per-range heatmap:
+    36 columns of range pairs do not fit a page side by side."""
     column = pd.Series("", index=finished.index, dtype=object)
     for task, rows in finished.groupby("task"):
         rows = rows.dropna(axis=1, how="all")
         params = [c for c in rows.columns if c.startswith("param_") and c != "param_op"]
+        ranges = [c for c in RANGE_PARAMS if c in rows]
+        op = rows["param_op"].fillna("").astype(str) if "param_op" in rows else None
+        pairs = (rows[ranges].astype(str).agg("|".join, axis=1).groupby(op if op is not None
+                 else pd.Series("", index=rows.index)).transform("nunique")
+                 if ranges else pd.Series(1, index=rows.index))
+        pooled = pairs > MAX_RANGE_COLUMNS
         varying = [c for c in ["budget", *params] if rows[c].astype(str).nunique() > 1]
         parts = [pd.Series(task, index=rows.index)]
-        if "param_op" in rows:
-            parts.append(rows["param_op"].fillna("").astype(str))
-        parts += [c.removeprefix("param_") + "=" + rows[c].astype(str) for c in varying]
-        column.loc[rows.index] = [" ".join(v for v in vals if v) for vals in zip(*parts)]
+        if op is not None:
+            parts.append(op)
+        for c in varying:
+            part = c.removeprefix("param_") + "=" + rows[c].astype(str)
+            parts.append(part.mask(pooled, "") if c in ranges else part)
+        labels = [" ".join(v for v in vals if v) for vals in zip(*parts)]
+        column.loc[rows.index] = [f"{label}, {n} range pairs" if pool else label
+                                  for label, n, pool in zip(labels, pairs, pooled)]
     return column
 
 
@@ -240,8 +258,9 @@ def _scoreboard(finished: pd.DataFrame) -> dict | None:
                                     "step)" if c["limited"] else "")
                                  + f"; median normalised extrapolation error {norm}"})
         rows.append({"unit": unit, "framework": fw, "cells": row})
-    return {"columns": [{"label": c, "href": f"#task-{t}"} for c, t in columns.itertuples(
-                index=False)], "rows": rows, "limited": bool(cells["limited"].any()),
+    return {"columns": [{"label": c, "href": "#range-pairs" if c.endswith(" range pairs")
+                         and t == "static_arithmetic" else f"#task-{t}"}
+                        for c, t in columns.itertuples(index=False)], "rows": rows, "limited": bool(cells["limited"].any()),
             "figures": figure("Success rate per model (rows) and task (columns), one panel per "
                               "framework; † and hatching: the budget is shorter than [NAU]'s "
                               "median solved-at step for that op and model",

@@ -60,6 +60,7 @@ def section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> dict:
     single = df[df["param_input_size"] == 2] if "param_input_size" in df else df.iloc[:0]
     out["figures"] += figure(
         "Success rate per unit and interpolation range ([Primer]'s single-module figures): "
-        "percent of seeds, one panel per op and framework", figures.range_pairs(single))
+        "percent of seeds, one panel per op and framework", figures.range_pairs(single),
+        anchor="range-pairs")
     out["fidelity"] = _fidelity(df)
     return out

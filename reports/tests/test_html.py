@@ -100,6 +100,31 @@ def test_scoreboard_columns_name_what_varies(tmp_path):
     assert ">static_arithmetic add input_size=100<" in board
 
 
+def test_many_range_pairs_share_one_column_per_op(tmp_path):
+    """[Primer]'s 9 range pairs per op: one pooled column per op, leading to the heatmap;
+    3 range pairs keep a column each."""
+    pairs = [((lo, lo + 1), (lo + 1, lo + 3)) for lo in range(1, 10)]
+    runs = [record(seed=s, unit="nau", op=op, params={"input_size": 2,
+                   "interpolation_range": i, "extrapolation_range": e},
+                   success=(op == "add" and s == 0))
+            for s in range(2) for op in ("add", "sub") for i, e in pairs]
+    runs += [record(seed=s, unit="nau", op="mul", params={"input_size": 2,
+                    "interpolation_range": i, "extrapolation_range": e})
+             for s in range(2) for i, e in pairs[:3]]
+    text = html.render(frame.frame(runs), tmp_path / "r.html").read_text()
+    board = text[text.index('<section id="scoreboard">'):text.index('<section id="overview">')]
+    board = board.replace("_<wbr>", "_")
+    heads = re.findall(r'<th><a href="([^"]+)">([^<]+)</a></th>', board)
+    pooled = [(href, h) for href, h in heads if "range pairs" in h]
+    assert pooled == [("#range-pairs", "static_arithmetic add, 9 range pairs"),
+                      ("#range-pairs", "static_arithmetic sub, 9 range pairs")]
+    single = [(href, h) for href, h in heads if "range pairs" not in h]
+    assert len(single) == 3 and all(href == "#task-static_arithmetic" and " mul " in h
+                                    and "interpolation_range=" in h for href, h in single)
+    assert 'title="nau torch on static_arithmetic add, 9 range pairs: 50%' in board  # pooled
+    assert 'id="range-pairs"' in text
+
+
 def test_contents_link_to_every_section(tmp_path):
     df, curves = frame.read(write(board_records(), tmp_path / "results"))
     text = html.render(df, tmp_path / "r.html", curves=curves).read_text()
