@@ -178,15 +178,17 @@ def expand(task_names: list[str], models: list[str] | None, frameworks: list[str
             keys = list(sub)
             for values in itertools.product(*(sub[k] for k in keys)):
                 task = cls(**dict(zip(keys, values)))
+                tb = replace(b, **task.budget(b.name))  # a protocol's per-parameter budget
                 for model in task_models:
                     task.check_model(model)
                     for fw, seed in itertools.product(frameworks,
-                                                      seeds or range(b.seeds)):
+                                                      seeds or range(tb.seeds)):
                         specs.append(RunSpec.make(
                             task.params, task=name, unit=model, framework=fw, seed=seed,
-                            budget=b.name, steps=steps or b.steps, batch_size=b.batch_size,
-                            lr=b.lr_for(model), eval_interval=b.eval_interval,
-                            schedule_scale=b.schedule_scale, common_data=common_data,
+                            budget=tb.name, steps=steps or tb.steps,
+                            batch_size=tb.batch_size, lr=tb.lr_for(model),
+                            eval_interval=tb.eval_interval,
+                            schedule_scale=tb.schedule_scale, common_data=common_data,
                             device=device))
     return specs
 

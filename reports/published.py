@@ -1,8 +1,11 @@
 """The published [NAU] static results (published.csv) and this run's fidelity to them.
 
-Every row of published.csv is one (op, model) cell of [NAU]'s static tables, read from the
-stable-nalu repository's ``paper/results/function_task_static*.tex`` (named per row in
-``source_file``); ``unit`` is the suite's model for it, empty where the suite has none.
+Every static_arithmetic row of published.csv (column ``task``) is one (op, model) cell of
+[NAU]'s static tables, read from the stable-nalu repository's
+``paper/results/function_task_static*.tex`` (named per row in ``source_file``); ``unit`` is
+the suite's model for it, empty where the suite has none. The sequential_mnist rows are
+[NAU]'s sequential MNIST success rates per operation, model and test lengths (``length``),
+read off its figures (docs/sequential-mnist-protocol.md).
 ``python -m reports.published RESULTS_DIR`` prints the fidelity table as Markdown.
 """
 from __future__ import annotations
@@ -33,14 +36,18 @@ _PROTOCOL = {"steps": "{:,.0f} steps", "lr": "lr {:g}", "batch_size": "batch {:.
 @cache
 def _table() -> pd.DataFrame:
     """Read once per process; callers get a copy."""
-    return pd.read_csv(CSV, dtype={"input_size": str, "unit": str}, keep_default_na=False,
+    return pd.read_csv(CSV, dtype={"input_size": str, "unit": str, "length": str},
+                       keep_default_na=False,
                        na_values={c: [""] for c in ("success_low", "success_high", "solved_at",
                                                     "sparsity_error")})
 
 
-def table() -> pd.DataFrame:
-    """published.csv: one row per (op, model) with the suite's unit ("" if none) and source."""
-    return _table().copy()
+def table(task: str = TASK) -> pd.DataFrame:
+    """published.csv's rows of ``task``: for the static task one row per (op, model) with
+    the suite's unit ("" if none) and source; for sequential_mnist one per (op, model,
+    lengths), read off [NAU]'s figures (``verified`` false, the reading in ``note``)."""
+    df = _table()
+    return df[df["task"] == task].reset_index(drop=True)
 
 
 def _same(values: pd.Series, default) -> pd.Series:

@@ -5,6 +5,7 @@ from tasks.base import Task
 from tasks.grid_world import GridWorld
 from tasks.mnist_counting import MNISTAddition, MNISTCounting
 from tasks.recurrent_arithmetic import RecurrentArithmetic
+from tasks.sequential_mnist import SequentialMNIST
 from tasks.static_arithmetic import StaticArithmetic
 from tasks.text_to_number import TextToNumber
 
@@ -24,6 +25,7 @@ register(GridWorld)
 register(MNISTCounting)
 register(MNISTAddition)
 register(TextToNumber)
+register(SequentialMNIST)
 
 
 def get(name: str) -> type[Task]:

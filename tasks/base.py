@@ -132,6 +132,12 @@ class Task:
         """(task parameters, models) that `run` trains at a budget when no --units are given."""
         return [({}, cls.default_models)]
 
+    def budget(self, name: str) -> dict[str, Any]:
+        """What this task, with these parameters, changes in budget ``name`` (steps,
+        eval_interval, batch_size, lr, seeds): ``budgets`` unless a task's protocol makes
+        them depend on its parameters."""
+        return dict(self.budgets.get(name, {}))
+
     def check_model(self, model: str) -> None:
         """Raise (naming the model and the accepted ones) if this task cannot train it."""
         from models import registry

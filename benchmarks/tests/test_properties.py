@@ -36,6 +36,7 @@ FAST = {  # the cheapest model and evaluation of each task: the drawn value come
     "mnist_counting": ("nau", ["test_sequences=10", "test_lengths=20", "source=sklearn"]),
     "mnist_addition": ("nau", ["test_sequences=10", "test_lengths=20", "source=sklearn"]),
     "text_to_number": ("nau", []),
+    "sequential_mnist": ("nau", ["source=sklearn", "test_lengths=1,10"]),
 }
 WORDS = ["", "nau", "on", "off", "true", "false", "none", "auto", "en", "de", "xx", "mnist",
          "sklearn", "1,2", "2,1", "-6,-2+2,6", "1e30,1e38", "1e30,1e39", "0,0", "1,2,3", "a,b",

@@ -116,8 +116,9 @@ def test_checkpoint_every_is_checked():
 
 
 def test_the_tasks_here_are_all_that_train_seeds_as_programs():
-    """Every task but the grid world (its own A2C loop) is covered above."""
-    assert set(TASKS) | {"grid_world", "mnist_addition"} == set(tasks.TASKS)
+    """Every task but the grid world (its own A2C loop) and sequential MNIST (its per-step
+    loop is not in models.image_sequence yet) is covered above."""
+    assert set(TASKS) | {"grid_world", "mnist_addition", "sequential_mnist"} == set(tasks.TASKS)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("distributed") is None,

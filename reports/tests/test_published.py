@@ -210,3 +210,13 @@ def test_the_quick_budget_as_docs_results_records_it():
     headline = published.table().query("source_file.str.startswith('paper/results/"
                                        "function_task_static.tex')", engine="python")
     assert set(zip(headline["op"], headline["unit"])) <= set(verdicts.index)
+
+
+def test_sequential_mnist_rows_are_figure_readings_marked_unverified():
+    rows = published.table("sequential_mnist")
+    assert set(rows["op"]) == {"sum", "prod"} and not rows["verified"].any()
+    assert set(rows["unit"]) - {""} <= set(registry.CELL_NAMES)
+    assert rows["source_file"].str.startswith("paper/results/sequential_mnist_").all()
+    assert rows["note"].str.startswith("read off the figure").all()
+    static = published.table()
+    assert len(static) == 66 and (static["task"] == "static_arithmetic").all()

