@@ -260,7 +260,8 @@ def _scoreboard(finished: pd.DataFrame) -> dict | None:
         rows.append({"unit": unit, "framework": fw, "cells": row})
     return {"columns": [{"label": c, "href": "#range-pairs" if c.endswith(" range pairs")
                          and t == "static_arithmetic" else f"#task-{t}"}
-                        for c, t in columns.itertuples(index=False)], "rows": rows, "limited": bool(cells["limited"].any()),
+                        for c, t in columns.itertuples(index=False)],
+            "rows": rows, "limited": bool(cells["limited"].any()),
             "figures": figure("Success rate per model (rows) and task (columns), one panel per "
                               "framework; † and hatching: the budget is shorter than [NAU]'s "
                               "median solved-at step for that op and model",
