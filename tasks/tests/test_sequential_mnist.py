@@ -16,8 +16,13 @@ from models import registry
 from tasks import digits
 from tasks.base import TaskError
 from tasks.mnist_counting import NAU_LENGTHS
-from tasks.sequential_mnist import (DATA_PARAMS, MIN_SEQUENCES, OPERATIONS, SequentialMNIST,
-                                    thresholds)
+from tasks.sequential_mnist import (
+    DATA_PARAMS,
+    MIN_SEQUENCES,
+    OPERATIONS,
+    SequentialMNIST,
+    thresholds,
+)
 
 
 @pytest.fixture(autouse=True)
