@@ -12,7 +12,9 @@ docs/sequential-mnist-protocol.md. In short:
   model, the test sequences of each length score it;
 - success at length L: test MSE below the threshold of that length, the mean plus
   t(0.99, n - 1) * sd / sqrt(n) of the test MSEs of n *solved-accumulator* reference runs
-  (`thresholds`, from `references`); without thresholds a record says ``scored: false``.
+  (`thresholds`); by default (``thresholds=references``) the suite trains those runs
+  first, in a stage of their own, and hands their records over (`use_references`);
+  without thresholds a record says ``scored: false``.
 
 Training sequences are drawn afresh every step, uniformly with replacement from the
 training images of the allowed digits; test and validation sequences partition a fixed
