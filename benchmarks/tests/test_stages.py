@@ -6,6 +6,7 @@ Until the digit network can train the accumulator, the training here is a stand-
 `metrics`); everything around it is the suite's: stages, executors, records, scoring. The
 last test trains for real and runs once `models.image_sequence` has the accumulator core.
 """
+import importlib.util
 import json
 import os
 import time
@@ -123,7 +124,9 @@ def test_references_form_the_first_stage_once_for_all_runs_they_score():
     assert suite.stages(static).runs == (tuple(static),) and not suite.stages(static).references
 
 
-@pytest.mark.parametrize("executor", ["local", "processes"])
+@pytest.mark.parametrize("executor", ["local", "processes", pytest.param("dask", marks=[
+    pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
+                       reason="dask.distributed is not installed (the dask extra)")])])
 def test_references_finish_before_the_runs_they_score_start(tmp_path, stand_in, executor,
                                                              capsys):
     results = tmp_path / "r"
