@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 import tasks
 from benchmarks import executors, runner, suite
+from benchmarks.records import FINAL
 from benchmarks.store import Store, StoreError, WriteError, check_output
 from benchmarks.store import lock as store_lock
 from models import checkpoint, reference, registry
@@ -32,8 +33,9 @@ MAX_STEPS = 10**9
 MAX_CHECKPOINT_MINUTES = 10**6
 EXIT_STATUS = """exit status (run, report, throughput):
   0  every run ended ok or diverged (a run whose framework is not installed is skipped)
-  1  a run ended in error (listed with its reason), report left out a bad record, or an
-     output (a file, standard output) could not be written
+  1  a run ended in error, or was not scored because its reference runs had not all
+     finished (each listed with its reason; a rerun retries them), report left out a bad
+     record, or an output (a file, standard output) could not be written
   2  bad input (one line naming it), refused before anything is trained or written
   130, 143  run stopped by SIGINT (Ctrl-C) or SIGTERM: finished records and each unfinished
      program's checkpoint are kept; the same command resumes"""
@@ -178,54 +180,49 @@ def cmd_run(args) -> int:
     args.device = _device(args.device)
     specs = suite.expand(task_names, models, frameworks, seeds, budget, grid,
                          common_data=args.common_data, steps=args.steps, device=args.device)
-    _preflight(specs, args.max_replicas)
-    _check_device(args.device, sorted({s.framework for s in specs}))
+    staged = suite.stages(specs, steps=args.steps)  # the runs others are scored against first
+    everything = staged.all
+    _preflight(everything, args.max_replicas)
+    _check_device(args.device, sorted({s.framework for s in everything}))
     store = Store(args.results or f"results/{budget.name}")
     held = store_lock(store.root)  # noqa: F841 (held until this command returns)
-    pending = specs if args.force else [s for s in specs if not store.is_final(s.id)]
+    pending = [[s for s in stage if args.force or not store.is_final(s.id)
+                or _awaits_references(store, s, staged)] for stage in staged.runs]
     for path in store.corrupt:
         print(f"warning: record {path} left out ({store.problems.get(path, 'unreadable')}); "
               f"it will be rerun", file=sys.stderr)
-    print(f"{len(specs)} runs, {len(specs) - len(pending)} already done, "
-          f"{len(pending)} to train -> {store.root}", flush=True)  # a closed stdout: now
-    wanted, written, unwritten = {s.id for s in pending}, set(), []
-    bar = tqdm(total=sum(s.steps for s in pending), unit="seed-step", unit_scale=True,
-               disable=args.quiet or None, dynamic_ncols=True)
+    todo = sum(map(len, pending))
+    print(f"{len(everything)} runs, {len(everything) - todo} already done, "
+          f"{todo} to train -> {store.root}", flush=True)  # a closed stdout: now
+    if len(staged.runs) > 1:
+        for k, (stage, waiting) in enumerate(zip(staged.runs, pending)):
+            print(f"  {_stage_name(k, len(staged.runs))}: {len(stage)} runs, "
+                  f"{len(stage) - len(waiting)} already done, {len(waiting)} to train")
     plan = checkpoint.Plan(str(store.root / checkpoint.DIRECTORY), 60.0 * args.checkpoint_every)
-    groups = suite.groups(pending, args.max_replicas)
-    if not groups:  # nothing to train: start no pool or cluster
+    if not todo:  # nothing to train: start no pool or cluster
         executor = executors.Local()
+    written: set[str] = set()
+    unwritten: list[WriteError] = []
+    bars: list = []
     stopped = _stop_on_signals(executor)
     try:
         with executor:
-            if executor.in_process:  # live progress per chunk of steps
-                fn = functools.partial(runner.run_group, progress=bar.update, checkpoints=plan)
-            else:  # workers cannot reach the bar: it advances per finished group
-                fn = functools.partial(runner.run_group, checkpoints=plan)
-            for group, records in executor.map(fn, groups):
-                # a task retried after its worker died may come back twice: write each id once
-                fresh = [r for r in records if r["id"] in wanted and r["id"] not in written]
-                for record in fresh:
-                    try:  # on a full disk, every finished record that fits is still kept
-                        store.write(record)
-                    except WriteError as err:
-                        unwritten.append(err)
-                        continue
-                    written.add(record["id"])
-                    if record["status"] in ("error", "skipped"):
-                        tqdm.write(f"{record['status']}: {record['unit']} "
-                                   f"{record['framework']} seed {record['seed']}: "
-                                   f"{record['reason']}")
-                if fresh and not executor.in_process:
-                    bar.update(sum(s.steps for s in group))
-                if all(s.id in written for s in group):
-                    checkpoint.remove(plan.directory, [s.id for s in group])
+            for k, waiting in enumerate(pending):
+                # after the barrier: the earlier stages' records are all written
+                work = _works(waiting, staged, store, args.max_replicas, args.force)
+                if not work:
+                    continue
+                bars.append(tqdm(total=sum(s.steps for w in work for s in w.specs),
+                                 unit="seed-step", unit_scale=True,
+                                 disable=args.quiet or None, dynamic_ncols=True,
+                                 **({"desc": _stage_name(k, len(pending))}
+                                    if len(pending) > 1 else {})))
+                _train_stage(executor, work, bars[-1], plan, store, written, unwritten)
                 if unwritten:  # train nothing more that could not be kept
                     break
-                if checkpoint.stop_requested():
-                    raise KeyboardInterrupt
     except KeyboardInterrupt:
-        bar.close()
+        for bar in bars:
+            bar.close()
         kept = sorted(Path(plan.directory).glob("*.npz"))
         size = sum(p.stat().st_size for p in kept)
         print(f"\ninterrupted: {len(written)} records written to {store.root}"
@@ -234,7 +231,8 @@ def cmd_run(args) -> int:
               + "; run the same command again to resume", file=sys.stderr)
         return 128 + stopped.get("signal", signal.SIGINT)
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
         stopped["restore"]()
     if unwritten:
         print(f"python -m benchmarks run: error: {unwritten[0]}; {len(written)} records "
@@ -243,7 +241,89 @@ def cmd_run(args) -> int:
         return 1
     with contextlib.suppress(OSError):  # empty once every program's records are written
         Path(plan.directory).rmdir()
-    return _exit_status(_print_summary(store.root, {s.id for s in specs}))
+    return _exit_status(_print_summary(store.root, {s.id for s in everything}, staged))
+
+
+def _stage_name(k: int, n: int) -> str:
+    return f"stage {k + 1}/{n}" + (" (references)" if k < n - 1 else "")
+
+
+def _awaits_references(store: Store, spec, staged: suite.Stages) -> bool:
+    """A finished run that could not be scored: its references had not all finished."""
+    if spec.id not in staged.references:
+        return False
+    record = store.read(spec.id)
+    return record is not None and record.get("status") in FINAL \
+        and (record.get("metrics") or {}).get("references_ok") is False
+
+
+def _works(specs, staged: suite.Stages, store: Store, max_replicas: int,
+           force: bool) -> list[runner.Work]:
+    """The groups of one stage, each with the records of the runs it is scored against
+    (read now: the earlier stages have finished). A finished run waiting for its
+    references trains again only if they now score it."""
+    out, scores = [], {}
+    for group in suite.groups(specs, max_replicas):
+        by_refs: dict = {}
+        for spec in group:
+            by_refs.setdefault(staged.references.get(spec.id), []).append(spec)
+        for refs, members in by_refs.items():
+            if refs is None:
+                out.append(runner.Work(members))
+                continue
+            views = tuple(_reference_record(store, r) for r in refs)
+            if not force:
+                key = (members[0].task, members[0].task_params, refs)
+                if key not in scores:
+                    task = tasks.get(members[0].task)(**members[0].params)
+                    scores[key] = not task.use_references(list(views))
+                members = [s for s in members if scores[key] or not store.is_final(s.id)]
+            if members:
+                out.append(runner.Work(members, views))
+    return out
+
+
+def _reference_record(store: Store, spec) -> dict:
+    record = store.read(spec.id)
+    if record is None:
+        return {"id": spec.id, "unit": spec.unit, "framework": spec.framework,
+                "seed": spec.seed, "task_params": spec.params, "status": "missing",
+                "reason": "no record", "metrics": {}}
+    return runner.reference_view(record)
+
+
+def _train_stage(executor, work: list, bar, plan, store: Store, written: set,
+                 unwritten: list) -> None:
+    """Train one stage's groups on the executor and write their records as they finish;
+    returns once every group has (or a record could not be written)."""
+    wanted = {s.id for w in work for s in w.specs}
+    if executor.in_process:  # live progress per chunk of steps
+        fn = functools.partial(runner.run_work, progress=bar.update, checkpoints=plan)
+    else:  # workers cannot reach the bar: it advances per finished group
+        fn = functools.partial(runner.run_work, checkpoints=plan)
+    for item, records in executor.map(fn, work):
+        group = item.specs
+        # a task retried after its worker died may come back twice: write each id once
+        fresh = [r for r in records if r["id"] in wanted and r["id"] not in written]
+        for record in fresh:
+            try:  # on a full disk, every finished record that fits is still kept
+                store.write(record)
+            except WriteError as err:
+                unwritten.append(err)
+                continue
+            written.add(record["id"])
+            if record["status"] in ("error", "skipped"):
+                tqdm.write(f"{record['status']}: {record['unit']} "
+                           f"{record['framework']} seed {record['seed']}: "
+                           f"{record['reason']}")
+        if fresh and not executor.in_process:
+            bar.update(sum(s.steps for s in group))
+        if all(s.id in written for s in group):
+            checkpoint.remove(plan.directory, [s.id for s in group])
+        if unwritten:  # train nothing more that could not be kept
+            return
+        if checkpoint.stop_requested():
+            raise KeyboardInterrupt
 
 
 def _stop_on_signals(executor) -> dict:
@@ -295,19 +375,26 @@ def _preflight(specs, max_replicas: int) -> None:
 
 def _exit_status(df) -> int:
     """0 when every run ended ok or diverged (or was skipped: its framework is missing),
-    1 when any ended in error: each is listed with its reason."""
-    failed = df[df["status"] == "error"] if "status" in df else df.iloc[0:0]
-    if failed.empty:
-        return 0
-    print(f"\n{len(failed)} run(s) ended in error:", file=sys.stderr)
-    for _, row in failed.iterrows():
-        print(f"  {row['task']} {row['unit']} {row['framework']} seed {row['seed']}: "
-              f"{row['reason']}", file=sys.stderr)
-    return 1
+    1 when any ended in error or could not be scored because its reference runs had not
+    all finished (``references_ok`` false): each is listed with its reason."""
+    none = df.iloc[0:0]
+    failed = df[df["status"] == "error"] if "status" in df else none
+    unscored = df[df["references_ok"].eq(False) & df["status"].isin(FINAL)] \
+        if "references_ok" in df and "status" in df else none
+    for rows, what in ((failed, "ended in error"),
+                       (unscored, "not scored (their reference runs had not all finished)")):
+        if rows.empty:
+            continue
+        print(f"\n{len(rows)} run(s) {what}:", file=sys.stderr)
+        for _, row in rows.iterrows():
+            print(f"  {row['task']} {row['unit']} {row['framework']} seed {row['seed']}: "
+                  f"{row['reason']}", file=sys.stderr)
+    return int(not (failed.empty and unscored.empty))
 
 
-def _print_summary(root: Path, ids: set[str]):
-    """The summary tables of these runs; returns their rows (status and reason included)."""
+def _print_summary(root: Path, ids: set[str], staged: suite.Stages | None = None):
+    """The summary tables of these runs, and a line per stage where there are several;
+    returns their rows (status and reason included)."""
     from reports import frame, stats
 
     df = frame.load(root)
@@ -328,7 +415,25 @@ def _print_summary(root: Path, ids: set[str]):
             with pd.option_context("display.width", 200, "display.max_rows", 500,
                                    "display.float_format", "{:.3g}".format):
                 print(f"\n{task}:\n{table.to_string(index=False)}")
+    if staged is not None and len(staged.runs) > 1:
+        _print_stages(df, staged)
     return df
+
+
+def _print_stages(df, staged: suite.Stages) -> None:
+    """Per stage: its runs by status and, for runs scored against references, how many
+    were."""
+    print()
+    for k, stage in enumerate(staged.runs):
+        rows = df[df["id"].isin({s.id for s in stage})]
+        counts = ", ".join(f"{n} {status}" for status, n in
+                           rows["status"].value_counts(sort=False).items())
+        line = f"{_stage_name(k, len(staged.runs))}: {len(stage)} runs ({counts or 'none'})"
+        if "references_ok" in rows and any(s.id in staged.references for s in stage):
+            scored = rows[rows["status"].isin(FINAL)]["references_ok"]
+            line += (f"; {int(scored.eq(True).sum())} scored against their references, "
+                     f"{int(scored.eq(False).sum())} not")
+        print(line)
 
 
 def cmd_report(args) -> int:
@@ -466,7 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          description="Train tasks x units x frameworks x seeds. Seeds of one "
                          "configuration train together as one vectorised program. Finished "
-                         "runs are skipped on a rerun (use --force to rerun them).")
+                         "runs are skipped on a rerun (use --force to rerun them). Runs that "
+                         "others are scored against (sequential_mnist's reference runs, "
+                         "with thresholds=references) train first, in a stage of their own; "
+                         "the rest start once that stage has finished.")
     run.add_argument("--tasks", help="comma-separated task names (default: all)")
     run.add_argument("--units", help="comma-separated models, e.g. nau,nau-nmu: for the "
                      "static task UNIT (UNIT->UNIT) or UNIT-UNIT (default: each task's own; "

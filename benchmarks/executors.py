@@ -1,7 +1,8 @@
 """Where groups run: in this process, in a local pool of processes, or on a Dask cluster.
 
-Every executor maps one picklable function over groups and yields ``(group, result)``
-as each group finishes; only the calling (CLI) process writes records.
+Every executor maps one picklable function over work items (groups, `runner.Work`) and
+yields ``(item, result)`` as each finishes; only the calling (CLI) process writes records.
+The CLI calls ``map`` once per stage on the same executor, so stages share a pool.
 """
 from __future__ import annotations
 

@@ -183,14 +183,79 @@ def expand(task_names: list[str], models: list[str] | None, frameworks: list[str
                     task.check_model(model)
                     for fw, seed in itertools.product(frameworks,
                                                       seeds or range(tb.seeds)):
-                        specs.append(RunSpec.make(
-                            task.params, task=name, unit=model, framework=fw, seed=seed,
-                            budget=tb.name, steps=steps or tb.steps,
-                            batch_size=tb.batch_size, lr=tb.lr_for(model),
-                            eval_interval=tb.eval_interval,
-                            schedule_scale=tb.schedule_scale, common_data=common_data,
-                            device=device))
+                        specs.append(_spec(task, model, fw, seed, b, steps, common_data,
+                                           device))
     return specs
+
+
+def _spec(task, model: str, framework: str, seed: int, budget: Budget, steps: int | None,
+          common_data: bool, device: str) -> RunSpec:
+    """One run of ``task`` at ``budget`` as the task sets it (``budget.for_task`` already
+    applied), the steps overridden where ``steps`` is given."""
+    tb = replace(budget, **task.budget(budget.name))  # a protocol's per-parameter budget
+    return RunSpec.make(task.params, task=task.name, unit=model, framework=framework,
+                        seed=seed, budget=tb.name, steps=steps or tb.steps,
+                        batch_size=tb.batch_size, lr=tb.lr_for(model),
+                        eval_interval=tb.eval_interval, schedule_scale=tb.schedule_scale,
+                        common_data=common_data, device=device)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Runs in the order they must train: every run of ``runs[k]`` after all of
+    ``runs[k - 1]`` have finished (a barrier); ``references[id]``: the runs a run is
+    scored against (`Task.references`), each in an earlier stage."""
+
+    runs: tuple[tuple[RunSpec, ...], ...]
+    references: dict[str, tuple[RunSpec, ...]]
+
+    @property
+    def all(self) -> list[RunSpec]:
+        return [s for stage in self.runs for s in stage]
+
+
+def stages(specs: list[RunSpec], steps: int | None = None) -> Stages:
+    """``specs`` and the runs they are scored against (`Task.references`), in stages: a
+    run's references are made at its budget, framework, device and data setting (the
+    steps overridden where ``steps`` is), deduplicated (the runs of many configurations
+    share one reference set, and a reference also asked for directly is trained once),
+    and each stands one stage before the first run that needs it."""
+    made: dict[tuple, tuple[RunSpec, ...]] = {}  # one task per configuration and setting
+    references: dict[str, tuple[RunSpec, ...]] = {}
+    depth: dict[RunSpec, int] = {}
+
+    def refs_of(spec: RunSpec) -> tuple[RunSpec, ...]:
+        key = (spec.task, spec.task_params, spec.budget, spec.framework, spec.device,
+               spec.common_data)
+        if key not in made:
+            cls = tasks.get(spec.task)
+            b = get_budget(spec.budget).for_task(cls)
+            out = []
+            for params, model, seeds in cls(**spec.params).references():
+                ref = cls(**params)
+                ref.check_model(model)
+                out.extend(_spec(ref, model, spec.framework, seed, b, steps, spec.common_data,
+                                 spec.device) for seed in seeds)
+            made[key] = tuple(out)
+        return made[key]
+
+    def place(spec: RunSpec, path: tuple[RunSpec, ...]) -> int:
+        if spec in path:
+            raise SuiteError(f"task {spec.task!r}: a run is among its own references "
+                             f"(Task.references must not lead back to it)")
+        if spec not in depth:
+            refs = refs_of(spec)
+            if refs:
+                references[spec.id] = refs
+            depth[spec] = 1 + max((place(r, (*path, spec)) for r in refs), default=-1)
+        return depth[spec]
+
+    for spec in specs:
+        place(spec, ())
+    runs = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for spec, k in depth.items():  # dicts keep the order the specs were first placed in
+        runs[k].append(spec)
+    return Stages(tuple(tuple(stage) for stage in runs), references)
 
 
 def _same_value(a, b) -> bool:

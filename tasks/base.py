@@ -138,6 +138,19 @@ class Task:
         them depend on its parameters."""
         return dict(self.budgets.get(name, {}))
 
+    def references(self) -> list[tuple[dict[str, Any], str, tuple[int, ...]]]:
+        """Runs that must finish before this task's runs are trained, each as (task
+        parameters, model, seeds): what the task scores against (e.g. thresholds made from
+        other runs). The suite trains them in an earlier stage (`benchmarks.suite.stages`)
+        and hands their records to `use_references`. None by default."""
+        return []
+
+    def use_references(self, records: list[dict]) -> str:
+        """Take the records of the runs `references` named, one per run (status
+        ``missing`` where a run has none), before this task's runs train. Returns "" when
+        the runs can be scored against them, else why not (the records say it)."""
+        return ""
+
     def check_model(self, model: str) -> None:
         """Raise (naming the model and the accepted ones) if this task cannot train it."""
         from models import registry

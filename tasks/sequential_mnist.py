@@ -12,7 +12,9 @@ docs/sequential-mnist-protocol.md. In short:
   model, the test sequences of each length score it;
 - success at length L: test MSE below the threshold of that length, the mean plus
   t(0.99, n - 1) * sd / sqrt(n) of the test MSEs of n *solved-accumulator* reference runs
-  (`thresholds`, from `references`); without thresholds a record says ``scored: false``.
+  (`thresholds`); by default (``thresholds=references``) the suite trains those runs
+  first, in a stage of their own, and hands their records over (`use_references`);
+  without thresholds a record says ``scored: false``.
 
 Training sequences are drawn afresh every step, uniformly with replacement from the
 training images of the allowed digits; test and validation sequences partition a fixed
@@ -36,6 +38,7 @@ VALID_SEED = EVAL_SEED + 1  # the validation sequences' permutation
 MIN_SEQUENCES = 10  # per length: [NAU]'s 10,000 test images give 10 at length 1000
 ALPHA = 0.01  # [NAU]'s one-sided 1% upper confidence bound
 SIMPLIFICATIONS = ("none", "solved-accumulator", "pass-through")
+REFERENCES = "references"  # thresholds from the reference runs the suite trains first
 # the data-defining parameters a reference run must share with the runs it scores
 DATA_PARAMS = ("operation", "train_length", "test_lengths", "mnist_digits", "source", "side")
 
@@ -98,9 +101,10 @@ class SequentialMNIST(DigitSequences):
         "hidden_size": 32,  # classic cells
         "simplification": "none",  # [NAU]'s --model-simplification
         "regulariser_z": 0.0,  # [NAU]'s --regualizer-z (R_z weight, 0: off)
-        # "none", one threshold per test length, or a results directory holding the
-        # solved-accumulator reference runs (`references`) to compute them from
-        "thresholds": "none",
+        # "references": computed from the reference runs (`references`) that the suite
+        # trains first; "none"; one threshold per test length; or a results directory
+        # holding finished reference runs to compute them from
+        "thresholds": REFERENCES,
     }
     omitted_when_off = ("side",)
     # a step is one batch of sequences; [NAU]: 1,000 epochs of batch 64 (`paper_steps`)
@@ -137,6 +141,8 @@ class SequentialMNIST(DigitSequences):
         p["regulariser_z"] = float(rz)
         self.check_lengths_and_images()
         self._check_thresholds()
+        if p["simplification"] == "solved-accumulator" and p["thresholds"] == REFERENCES:
+            p["thresholds"] = "none"  # a reference run is the bar, not scored against one
 
     @staticmethod
     def _digit_set(value) -> str:
@@ -154,7 +160,8 @@ class SequentialMNIST(DigitSequences):
         if len(values) != len(self.test_lengths) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
                 and v > 0 for v in values):
-            raise TaskError(f"bad thresholds {value!r}; expected 'none', a results directory, "
+            raise TaskError(f"bad thresholds {value!r}; expected 'references', 'none', a "
+                            f"results directory, "
                             f"or {len(self.test_lengths)} positive numbers (one per test "
                             f"length {','.join(map(str, self.test_lengths))})")
         self.params["thresholds"] = tuple(float(v) for v in values)
@@ -297,13 +304,51 @@ class SequentialMNIST(DigitSequences):
         }
 
     # ---------------------------------------------------------------- references
-    def references(self) -> tuple[dict[str, Any], str, tuple[int, ...]]:
-        """The runs whose test MSEs give the thresholds ([NAU]'s *_reference.sh): this
-        task's data with the accumulator solved, its model and seeds."""
+    def references(self) -> list[tuple[dict[str, Any], str, tuple[int, ...]]]:
+        """With ``thresholds=references``, the runs whose test MSEs give the thresholds
+        ([NAU]'s *_reference.sh): this task's data with the accumulator solved, its model
+        and seeds; otherwise none."""
+        if self.params["thresholds"] != REFERENCES:
+            return []
         params = {k: self.params[k] for k in DATA_PARAMS if k in self.params}
-        params.update(simplification="solved-accumulator")
+        params.update(simplification="solved-accumulator", thresholds="none")
         op = self.operation
-        return params, op.reference_model, op.reference_seeds
+        return [(params, op.reference_model, op.reference_seeds)]
+
+    def use_references(self, records: list[dict]) -> str:
+        """The thresholds from the reference runs' records (`references`): once every one
+        has finished (``ok`` or ``diverged``), from the test MSEs of the ``ok`` ones, at
+        least 2. Returns "" when the runs can be scored, else why not."""
+        self.__dict__.pop("threshold_values", None)
+        self._handed, self._reference_runs = None, None
+        unfinished = [r for r in records if r.get("status") not in ("ok", "diverged")]
+        if unfinished:
+            named = "; ".join(f"{r.get('unit')} seed {r.get('seed')} {r.get('status')}"
+                              + (f" ({str(r['reason'])[:80]})" if r.get("reason") else "")
+                              for r in unfinished[:3])
+            more = f"; {len(unfinished) - 3} more" if len(unfinished) > 3 else ""
+            return (f"not scored: {len(unfinished)} of {len(records)} reference runs did not "
+                    f"finish ({named}{more}); rerun the command to retry them")
+        ok = [r for r in records if r.get("status") == "ok"]
+        mses = self._reference_mses(ok)
+        if mses is None:
+            return (f"not scored: {len(ok)} of {len(records)} reference runs ended ok with a "
+                    f"test MSE at every length; the thresholds need at least 2")
+        try:
+            self._handed = tuple(float(v) for v in thresholds(mses))
+        except TaskError as err:
+            return f"not scored: {err}"
+        self._reference_runs = len(ok)
+        return ""
+
+    def _reference_mses(self, records: list[dict]) -> np.ndarray | None:
+        """(runs, lengths) test MSEs of these reference records; None unless at least 2
+        runs have one at every test length."""
+        rows = [[(r.get("metrics") or {}).get(f"mse_{L}") for L in self.test_lengths]
+                for r in records]
+        if len(rows) < 2 or any(v is None for row in rows for v in row):
+            return None
+        return np.array(rows, dtype=np.float64)
 
     def is_reference_for(self, record: dict) -> bool:
         """Whether a record is a finished solved-accumulator run on this task's data."""
@@ -319,34 +364,37 @@ class SequentialMNIST(DigitSequences):
 
     @cached_property
     def threshold_values(self) -> tuple[float, ...] | None:
-        """Per test length, the success threshold: given, computed from the reference runs
-        of a results directory, or None (``thresholds=none``)."""
+        """Per test length, the success threshold: from the reference runs handed to
+        `use_references`, given, computed from the reference runs of a results directory,
+        or None (``thresholds=none``, or references not handed or not enough)."""
         value = self.params["thresholds"]
         if value == "none":
             return None
+        if value == REFERENCES:
+            return getattr(self, "_handed", None)
         if not isinstance(value, str):
             return tuple(value)
         root = Path(value).expanduser()
         if not root.is_dir():
             raise TaskError(f"thresholds={value!r}: no such results directory")
-        mses = []
+        found = []
         for path in sorted(root.glob("*.json")):
             try:
                 record = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue  # the report names unreadable records; they are no reference
             if isinstance(record, dict) and self.is_reference_for(record):
-                m = record.get("metrics") or {}
-                mses.append([m.get(f"mse_{L}") for L in self.test_lengths])
-        if len(mses) < 2 or any(v is None for row in mses for v in row):
+                found.append(record)
+        mses = self._reference_mses(found)
+        if mses is None:
             model = self.operation.reference_model
-            raise TaskError(f"thresholds={value!r}: {len(mses)} finished solved-accumulator "
+            raise TaskError(f"thresholds={value!r}: {len(found)} finished solved-accumulator "
                             f"reference run(s) of {self.name} operation="
                             f"{self.params['operation']} with every test length there; need "
                             f"at least 2 (run --units {model} --param "
                             f"simplification=solved-accumulator into it first)")
-        self._reference_runs = len(mses)
-        return tuple(float(v) for v in thresholds(np.array(mses, dtype=np.float64)))
+        self._reference_runs = len(found)
+        return tuple(float(v) for v in thresholds(mses))
 
     def preflight(self, batch_size, replicas):
         super().preflight(batch_size, replicas)

@@ -16,7 +16,13 @@ from models import registry
 from tasks import digits
 from tasks.base import TaskError
 from tasks.mnist_counting import NAU_LENGTHS
-from tasks.sequential_mnist import MIN_SEQUENCES, OPERATIONS, SequentialMNIST, thresholds
+from tasks.sequential_mnist import (
+    DATA_PARAMS,
+    MIN_SEQUENCES,
+    OPERATIONS,
+    SequentialMNIST,
+    thresholds,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -171,7 +177,7 @@ def test_metrics_per_length_and_success_against_given_thresholds():
 
 
 def test_without_thresholds_a_record_is_not_scored():
-    task = small(test_lengths=(1, 10))
+    task = small(test_lengths=(1, 10), thresholds="none")
     m = task.metrics(fit(task, {L: y for L, (_, y) in task.eval_sets.items()}))
     assert m["scored"] is False and m["success"] is False and "success_10" not in m
     assert m["threshold_10"] is None and m["mse_10"] == 0.0
@@ -187,7 +193,7 @@ def _record(task, metrics, seed=0, unit="nau", params=None):
 
 def test_thresholds_from_a_results_directory_of_reference_runs(tmp_path):
     task = small(operation="prod", test_lengths=(1, 2))
-    ref_params, model, seeds = task.references()
+    [(ref_params, model, seeds)] = task.references()
     assert model == "nmu" and seeds == tuple(range(10))
     assert ref_params["simplification"] == "solved-accumulator"
     ref = SequentialMNIST(**ref_params)
@@ -213,6 +219,48 @@ def test_thresholds_from_a_results_directory_of_reference_runs(tmp_path):
         small(test_lengths=(1, 2), thresholds=str(tmp_path)).threshold_values  # noqa: B018
     with pytest.raises(TaskError, match="no such results directory"):
         small(thresholds=str(tmp_path / "none")).threshold_values  # noqa: B018
+
+
+def test_references_are_the_solved_accumulator_runs_of_the_same_data():
+    task = small(operation="prod", test_lengths=(1, 2))
+    assert task.params["thresholds"] == "references"  # the default
+    [(params, model, seeds)] = task.references()
+    assert (model, seeds) == ("nmu", tuple(range(10)))
+    ref = small(**params)
+    assert ref.simplification == "solved-accumulator" and ref.references() == []
+    assert all(ref.params.get(k) == task.params.get(k) for k in DATA_PARAMS)
+    # a solved-accumulator run asked for directly is that reference run (same id)
+    direct = small(operation="prod", test_lengths=(1, 2), simplification="solved-accumulator")
+    assert direct.params == ref.params and direct.params["thresholds"] == "none"
+    for other in ("none", [0.5, 0.5], "results/ref"):
+        assert small(operation="prod", test_lengths=(1, 2), thresholds=other).references() \
+            == []
+
+
+def test_thresholds_from_the_reference_records_handed_over():
+    task = small(operation="prod", test_lengths=(1, 2))
+    [(params, model, _)] = task.references()
+    ref = small(**params)
+    mses = np.array([[0.1, 0.5], [0.2, 0.7], [0.15, 0.4]])
+    refs = [_record(ref, {"mse_1": a, "mse_2": b}, seed=k, unit=model, params=ref.params)
+            for k, (a, b) in enumerate(mses)]
+    preds = {L: y for L, (_, y) in task.eval_sets.items()}
+    assert task.metrics(fit(task, preds))["scored"] is False  # nothing handed yet
+    diverged = {**_record(ref, {"mse_1": None, "mse_2": None}, seed=5, params=ref.params),
+                "status": "diverged"}
+    assert task.use_references([*refs, diverged]) == ""
+    np.testing.assert_allclose(task.threshold_values, thresholds(mses), rtol=1e-12)
+    m = task.metrics(fit(task, preds))
+    assert m["scored"] is True and m["success"] is True and m["reference_runs"] == 3
+    assert [m["threshold_1"], m["threshold_2"]] == list(task.threshold_values)
+    # one still to finish: none are used (a rerun would change the bar)
+    failed = {**refs[0], "status": "error", "reason": "RuntimeError: boom"}
+    missing = {"unit": "nmu", "seed": 9, "status": "missing", "reason": "no record"}
+    why = task.use_references([failed, *refs[1:], missing])
+    assert why.startswith("not scored: 2 of 4 reference runs did not finish")
+    assert "nmu seed 0 error (RuntimeError: boom)" in why and "nmu seed 9 missing" in why
+    assert task.threshold_values is None and task.metrics(fit(task, preds))["scored"] is False
+    assert "at least 2" in task.use_references([refs[0], diverged])
 
 
 def test_defaults_follow_the_launch_scripts():
