@@ -66,8 +66,10 @@ class Core:
     def of(cls, task, cell: str) -> Core:
         """The core a digit task asks for (its optional attributes ``targets``, ``core``,
         ``simplification``, ``accumulate``, ``initial_state``, ``regulariser_z``; absent:
-        the suite's readout core with the loss on the last output)."""
+        the suite's readout core with the loss on the last output). ``targets`` is read
+        where it is a string: `tasks.base.Task.targets` is also the name of a method."""
         targets = getattr(task, "targets", "last")
+        targets = "last" if callable(targets) else targets
         if targets not in TARGETS:
             raise ValueError(f"bad targets {targets!r}; valid: {', '.join(TARGETS)}")
         return cls(cell, kind=getattr(task, "core", "readout"),
