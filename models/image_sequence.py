@@ -81,6 +81,14 @@ def _mse(task, core, params, features, length) -> np.ndarray:
         return np.mean((core_predict(core, params, features, idx) - y) ** 2, axis=(-2, -1))
 
 
+def _copy(tree):
+    """A copy of every array in a nest of dicts: what `engine.fit` keeps is written into in
+    place (`engine._copy_rows`), so it must not share arrays with the untrained network."""
+    if isinstance(tree, dict):
+        return {k: _copy(v) for k, v in tree.items()}
+    return np.array(tree, copy=True)
+
+
 def _bytes_per_step(task, core: Core, replicas: int, batch: int) -> int:
     """A step's drawn data: indices (R, B, T) and targets (R, B, [T,] n_out), 4 bytes each."""
     length = task.params["train_length"]
@@ -125,7 +133,8 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     result = engine.fit(trainer, [cell], batches, evaluate, cfg, len(seeds), lams=lams,
                         chunk=engine.chunk_steps(cfg, _bytes_per_step(task, core, len(seeds),
                                                                       first.batch_size)),
-                        keep=lambda: dict(now), watch=("interpolation",),
+                        first_divisor=engine.FIRST_CHUNK_DIVISOR,  # training starts sooner
+                        keep=lambda: _copy(now), watch=("interpolation",),
                         stop_when_diverged=True, progress=progress, streams=rngs,
                         carry=untrained)
     others = [L for L in task.eval_lengths if L not in (train_len, headline)]  # not at step 0

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from benchmarks import runner, suite
-from models import image_sequence, registry
+from models import cnn, image_sequence, registry
+from models.digit_net import Core
 from tasks.mnist_counting import MNISTAddition
 
 FRAMEWORKS = [pytest.param(fw, marks=pytest.mark.skipif(
@@ -14,7 +15,7 @@ FRAMEWORKS = [pytest.param(fw, marks=pytest.mark.skipif(
     for fw in registry.FRAMEWORKS]
 TINY = suite.Budget("tiny", steps=60, eval_interval=20, seeds=3, description="tests",
                     batch_size=8, lr=1e-2)
-PARAMS = {"source": ["sklearn"], "test_sequences": [20], "test_lengths": [(20,)]}
+PARAMS = {"source": ["sklearn"], "test_sequences": [20], "test_lengths": [(20, 30)]}
 
 
 class RunningSum(MNISTAddition):
@@ -58,8 +59,26 @@ def test_a_seed_in_a_program_is_the_seed_alone(framework, task_name, model, opti
     np.testing.assert_allclose(_curve(mine), _curve(solo), rtol=1e-4, atol=1e-6)
     for key in ("selected_step", "success"):
         assert mine["metrics"][key] == solo["metrics"][key], key
-    for key in ("mse_20", "normalised_20", "mae_10"):
+    for key in ("mse_20", "normalised_20", "mae_10", "normalised_30"):
         np.testing.assert_allclose(mine["metrics"][key], solo["metrics"][key], rtol=1e-4)
     # and the replicas really are different runs that trained
     assert not np.allclose(_curve(group[0]), _curve(mine))
     assert _curve(mine)[0, -1] < _curve(mine)[0, 0]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_normalised_errors_are_against_the_untrained_network(framework):
+    """At a length evaluated only at the end (30), the normalised error's scale is the MSE
+    of the seed's network at step 0, computed here in numpy from its initialisation; the
+    kept (selected) network must not overwrite it."""
+    records = _records("mnist_addition", framework, "nau", [0, 1])
+    task = MNISTAddition(**suite.expand(["mnist_addition"], ["nau"], [framework], [0], TINY,
+                                        PARAMS)[0].params)
+    idx, y = task.eval_sets[30]
+    for seed, record in records.items():
+        p = image_sequence.init(task, "nau", seed)
+        features = cnn.cnn_forward(p["cnn"], task.digits.test_images)
+        untrained = np.mean((image_sequence.core_predict(Core("nau"), p, features, idx) - y) ** 2)
+        m = record["metrics"]
+        assert m["normalised_30"] < 100
+        np.testing.assert_allclose(100 * m["mse_30"] / m["normalised_30"], untrained, rtol=1e-4)
