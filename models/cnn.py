@@ -44,24 +44,39 @@ def cnn_init(side: int, n_out: int, rng: np.random.Generator) -> dict[str, np.nd
 
 
 def _conv(x, w, b, pad):
-    k = w.shape[0]
+    """x (R, N, H, W, C) with kernels w (R, k, k, C, O) and biases b (R, O)."""
+    k = w.shape[1]
     if pad == "same":
         p = k // 2
-        x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-    windows = sliding_window_view(x, (k, k), axis=(1, 2))  # (N, H', W', C, k, k)
-    return np.einsum("nhwcij,ijco->nhwo", windows, w, optimize=True) + b
+        x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p), (0, 0)))
+    windows = sliding_window_view(x, (k, k), axis=(2, 3))  # (R, N, H', W', C, k, k)
+    return np.einsum("rnhwcij,rijco->rnhwo", windows, w, optimize=True) + b[:, None, None, None]
 
 
 def _pool(x):
-    n, h, w, c = x.shape
-    return x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+    r, n, h, w, c = x.shape
+    return x[:, :, :h // 2 * 2, :w // 2 * 2].reshape(r, n, h // 2, 2, w // 2, 2, c).max(axis=(3, 5))
+
+
+def stack(replicas: list[dict]) -> dict:
+    """One nest of dicts of arrays per replica -> one nest with the replica axis first."""
+    first = replicas[0]
+    if isinstance(first, dict):
+        return {k: stack([r[k] for r in replicas]) for k in first}
+    return np.stack([np.asarray(r) for r in replicas])
 
 
 def cnn_forward(p: dict[str, np.ndarray], images: np.ndarray) -> np.ndarray:
-    """The CNN in numpy (the spec both frameworks are tested against): (N, s, s) -> (N, out)."""
+    """The CNN in numpy (the spec both frameworks are tested against): one replica's
+    parameters on images (N, s, s) -> (N, out), or R replicas' (every array with a leading
+    replica axis) each on its own images (R, N, s, s) -> (R, N, out)."""
+    one = np.ndim(p["conv1_W"]) == 4
+    if one:
+        p, images = {k: np.asarray(v)[None] for k, v in p.items()}, np.asarray(images)[None]
     pad = arch(images.shape[-1])[3]
     x = np.asarray(images, dtype=np.float64)[..., None]
     x = _pool(np.maximum(_conv(x, p["conv1_W"], p["conv1_b"], pad), 0.0))
     x = _pool(np.maximum(_conv(x, p["conv2_W"], p["conv2_b"], pad), 0.0))
-    x = np.maximum(x.reshape(len(x), -1) @ p["fc1_W"] + p["fc1_b"], 0.0)
-    return x @ p["fc2_W"] + p["fc2_b"]
+    x = np.maximum(x.reshape(*x.shape[:2], -1) @ p["fc1_W"] + p["fc1_b"][:, None], 0.0)
+    out = x @ p["fc2_W"] + p["fc2_b"][:, None]
+    return out[0] if one else out

@@ -1,8 +1,8 @@
 """The framework-free loop of the digit-sequence tasks (MNIST counting and addition).
 
-A CNN reads each image, a recurrent core (a cell of `models.reference.CELLS`) runs over
-the CNN outputs, and for the classic cells a linear readout maps the last state to the
-answer (an arithmetic cell's state is the answer itself: hidden = outputs, no readout).
+A CNN reads each image and a core runs over the CNN's outputs (`models.digit_net`: the
+suite's readout core, or [NAU]'s accumulator and its simplifications; the loss on the
+last output or, with ``targets="every"``, on every one).
 
 CNNs (`models.cnn.ARCHS`, with their numpy initialisation and forward pass), same
 structure for both image sizes:
@@ -15,11 +15,13 @@ Every weight is initialised here in numpy (Glorot uniform, zero biases; the cell
 `reference.cell_init`), so a seed starts the same network in torch and tf. Convolution
 kernels are (k, k, c_in, c_out) and feature maps are flattened as (H, W, C) in both.
 
-Seeds train one after another (a loop over the group's specs, each its own network and
-data stream): the convolutions carry no replica axis. Evaluation runs the CNN of the
-framework once over the test images, then the core in numpy (`reference.cell_step`) over
-the fixed test sequences, in chunks of sequences and one time step at a time, so memory
-is bounded by chunk x hidden whatever the length.
+The seeds of a group train as one program (`engine.fit` with R replicas): every parameter
+has a leading replica axis, and each seed draws its own batches from its own stream
+(``[seed, DATA_STREAM]``), so a seed's batches and initialisation do not depend on which
+seeds share its program. Evaluation runs the framework's CNN once over the test images
+(every replica), then the core in numpy (`models.digit_net.step`) over the fixed test
+sequences for all replicas at once, in chunks of sequences and one time step at a time, so
+memory is bounded by replicas x chunk x hidden whatever the length.
 """
 from __future__ import annotations
 
@@ -27,105 +29,125 @@ from dataclasses import replace
 
 import numpy as np
 
-from models import engine, reference, registry
-from models.cnn import cnn_init
+from models import cnn, digit_net, engine, reference, registry
+from models.digit_net import Core
 from tasks.base import DATA_STREAM, INIT_STREAM
 
 EVAL_CHUNK = 1000  # sequences run through the core at once
 
 
-def init(task, cell: str, seed: int) -> dict[str, dict[str, np.ndarray]]:
-    """Every parameter of one seed's network: {"cnn": .., "cell": .., "readout": ..}."""
-    n_out, hidden = task.n_out, task.hidden(cell)
-    out = {"cnn": cnn_init(task.digits.side, n_out,
-                           np.random.default_rng([seed, INIT_STREAM, 0])),
-           "cell": reference.cell_init(registry.check_cell(cell), n_out, hidden,
-                                       np.random.default_rng([seed, INIT_STREAM, 1])),
-           "readout": {}}
-    if not reference.CELLS[cell].unit:
-        out["readout"] = reference.init("linear", hidden, n_out,
-                                        np.random.default_rng([seed, INIT_STREAM, 2]))
+def init(task, cell: str | Core, seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """Every parameter of one seed's network: {"cnn": .., "cell": .., "readout": ..}; the
+    cell's and the readout's are empty where the core has none."""
+    core = cell if isinstance(cell, Core) else Core.of(task, cell)
+    n_out = task.n_out
+    out = {"cnn": cnn.cnn_init(task.digits.side, n_out,
+                               np.random.default_rng([seed, INIT_STREAM, 0])),
+           "cell": {}, "readout": {}}
+    if core.has_cell:
+        hidden = core.hidden(n_out, task.params["hidden_size"])
+        out["cell"] = reference.cell_init(registry.check_cell(core.cell), n_out, hidden,
+                                          np.random.default_rng([seed, INIT_STREAM, 1]))
+        if core.readout():
+            out["readout"] = reference.init("linear", hidden, n_out,
+                                            np.random.default_rng([seed, INIT_STREAM, 2]))
     return out
 
 
-def core_predict(cell: str, params: dict, features: np.ndarray, idx: np.ndarray,
+def core_predict(core: Core | str, params: dict, features: np.ndarray, idx: np.ndarray,
                  chunk: int = EVAL_CHUNK) -> np.ndarray:
-    """Answers for sequences idx (N, L) of images whose CNN outputs are ``features``."""
+    """Answers (the output after the last image) for sequences idx (N, L) of images whose CNN
+    outputs are ``features``: (N, f) for one network, or (R, N, f) for R replicas whose
+    parameters carry the replica axis -> (R, N, n_out)."""
+    core = Core(core) if isinstance(core, str) else core
     features = np.asarray(features, dtype=np.float64)
     out = []
     for i in range(0, len(idx), chunk):
         rows = idx[i:i + chunk]
-        state = reference.cell_zero_state(cell, params["cell"], len(rows))
-        h = state[0]
+        state = digit_net.start(core, params, (*features.shape[:-2], len(rows)),
+                                features.shape[-1])
         with np.errstate(all="ignore"):
             for t in range(rows.shape[1]):
-                h, state = reference.cell_step(cell, params["cell"], features[rows[:, t]],
-                                               state)
-            if params["readout"]:
-                h = reference.forward("linear", params["readout"], h)
+                h, state = digit_net.step(core, params, features[..., rows[:, t], :], state)
         out.append(h)
-    return np.concatenate(out)
+    return np.concatenate(out, axis=-2)
 
 
 # ---------------------------------------------------------------- the loop
-def _mse(task, cell, params, features, length) -> float:
+def _mse(task, core, params, features, length) -> np.ndarray:
+    """The MSE at ``length`` per replica (R,), or a float for one network."""
     idx, y = task.eval_sets[length]
     with np.errstate(all="ignore"):
-        return float(np.mean((core_predict(cell, params, features, idx) - y) ** 2))
+        return np.mean((core_predict(core, params, features, idx) - y) ** 2, axis=(-2, -1))
 
 
-def _one(tree):
-    """A replica axis of one on every array of a nest of dicts (what `engine.fit` keeps)."""
+def _copy(tree):
+    """A copy of every array in a nest of dicts: what `engine.fit` keeps is written into in
+    place (`engine._copy_rows`), so it must not share arrays with the untrained network."""
     if isinstance(tree, dict):
-        return {k: _one(v) for k, v in tree.items()}
-    return np.asarray(tree)[None]
+        return {k: _copy(v) for k, v in tree.items()}
+    return np.array(tree, copy=True)
 
 
-def train_one(task, spec, progress=None) -> tuple[dict, float]:
-    """One seed: train, evaluate on schedule (stopping once diverged), select on the
-    training length, then predict every test length with the selected network."""
-    cell = spec.unit
+def _bytes_per_step(task, core: Core, replicas: int, batch: int) -> int:
+    """A step's drawn data: indices (R, B, T) and targets (R, B, [T,] n_out), 4 bytes each."""
+    length = task.params["train_length"]
+    return 4 * replicas * batch * (length + task.n_out * (length if core.every else 1))
+
+
+def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
+    """The seeds of one configuration as one program (module docstring): train, evaluate
+    on schedule (stopping once every replica diverged), select each replica on the
+    training length, then predict every test length with each selected network."""
+    first = specs[0]
+    cell = registry.check_cell(first.unit)
+    core = Core.of(task, cell)
+    seeds = [s.seed for s in specs]
     images = task.digits
-    module = registry.framework_module(spec.framework, "image_sequence")
-    trainer = module.Trainer(init(task, cell, spec.seed), cell, images.train_images,
-                             lr=spec.lr, device=spec.device)
-    rng = np.random.default_rng([spec.seed, DATA_STREAM])
-    train_len, first = task.params["train_length"], task.headline_length
-    cfg = engine.TrainConfig.of(spec)
-    unit = reference.CELLS[cell].unit
+    module = registry.framework_module(first.framework, "image_sequence")
+    trainer = module.Trainer(cnn.stack([init(task, core, s) for s in seeds]), core,
+                             images.train_images, lr=first.lr, device=first.device)
+    rngs = [np.random.default_rng([s, DATA_STREAM]) for s in seeds]
+    train_len, headline = task.params["train_length"], task.headline_length
+    cfg = engine.TrainConfig.of(first)
     now: dict = {}
-    untrained: dict = {}  # the network at step 0: the normalised errors' scale
+    untrained: dict = {}  # the networks at step 0: the normalised errors' scale
+    own = getattr(task, "regulariser_weights", None)
+
+    def lams(steps):
+        mine = own([core.unit], cfg, steps) if own is not None else None
+        out = engine.regulariser_weights([core.unit], cfg, steps) if mine is None else mine
+        return np.asarray(out)[:, 0]
 
     def batches(n: int) -> dict:
-        idx, ys = task.train_batch(rng, n, spec.batch_size)
-        return {"idx": idx, "ys": ys}
+        drawn = [task.train_batch(g, n, first.batch_size) for g in rngs]
+        return {"idx": np.stack([d[0] for d in drawn], axis=1),
+                "ys": np.stack([d[1] for d in drawn], axis=1)}
 
     def evaluate() -> dict[str, np.ndarray]:
         now["params"], now["features"] = trainer.state(), trainer.features(images.test_images)
         untrained.setdefault("net", dict(now))
-        return {name: np.array([_mse(task, cell, now["params"], now["features"], length)])
-                for name, length in (("interpolation", train_len), ("extrapolation", first))}
+        return {name: _mse(task, core, now["params"], now["features"], length)
+                for name, length in (("interpolation", train_len), ("extrapolation", headline))}
 
-    # one chunk per evaluation interval: the batches are drawn as they always were
-    result = engine.fit(trainer, [cell], batches, evaluate, cfg, 1,
-                        lams=lambda steps: engine.regulariser_weights([unit], cfg, steps)[:, 0],
-                        chunk=cfg.eval_interval, keep=lambda: _one(now),
-                        watch=("interpolation",), stop_when_diverged=True, progress=progress,
-                        streams=[rng], carry=untrained)
-    best = result.seed(0).best
-    predictions = {length: core_predict(cell, best["params"], best["features"],
-                                        task.eval_sets[length][0])
-                   for length in task.eval_lengths}
-    seed = result.seed(0)
-    others = [L for L in task.eval_lengths if L not in (train_len, first)]  # not at step 0
+    result = engine.fit(trainer, [cell], batches, evaluate, cfg, len(seeds), lams=lams,
+                        chunk=engine.chunk_steps(cfg, _bytes_per_step(task, core, len(seeds),
+                                                                      first.batch_size)),
+                        first_divisor=engine.FIRST_CHUNK_DIVISOR,  # training starts sooner
+                        keep=lambda: _copy(now), watch=("interpolation",),
+                        stop_when_diverged=True, progress=progress, streams=rngs,
+                        carry=untrained)
+    others = [L for L in task.eval_lengths if L not in (train_len, headline)]  # not at step 0
     net = untrained["net"]
-    seed = replace(seed, best=predictions, extra={**seed.extra, "untrained_mse": {
-        L: _mse(task, cell, net["params"], net["features"], L) for L in others}})
-    out = engine.results(result, lambda _: task.metrics(seed), finite_only=True)
-    return out[0], result.step_seconds
+    untrained_mse = {L: _mse(task, core, net["params"], net["features"], L) for L in others}
 
+    def metrics(r: int) -> dict:
+        seed = result.seed(r)
+        best = seed.best
+        predictions = {length: core_predict(core, best["params"], best["features"],
+                                            task.eval_sets[length][0])
+                       for length in task.eval_lengths}
+        return task.metrics(replace(seed, best=predictions, extra={
+            **seed.extra, "untrained_mse": {L: float(v[r]) for L, v in untrained_mse.items()}}))
 
-def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
-    """The seeds of one configuration, one after another (see the module docstring)."""
-    registry.check_cell(specs[0].unit)
-    return engine.run_seeds(train_one, task, specs, progress)
+    return engine.results(result, metrics, finite_only=True), result.step_seconds

@@ -1,0 +1,84 @@
+"""The digit tasks' seeds as one program (`models.image_sequence.run_group`): a seed's record
+from a program of three is its record from a program of its own, within the tolerance of
+vectorised training (`test_vectorised.py`: float32 rounding differs with the number of
+replicas), in torch and tf, for the suite's core and [NAU]'s accumulator."""
+import numpy as np
+import pytest
+
+from benchmarks import runner, suite
+from models import cnn, image_sequence, registry
+from models.digit_net import Core
+from tasks.mnist_counting import MNISTAddition
+
+FRAMEWORKS = [pytest.param(fw, marks=pytest.mark.skipif(
+    registry.framework_missing(fw) is not None, reason=f"{fw} not installed"))
+    for fw in registry.FRAMEWORKS]
+TINY = suite.Budget("tiny", steps=60, eval_interval=20, seeds=3, description="tests",
+                    batch_size=8, lr=1e-2)
+PARAMS = {"source": ["sklearn"], "test_sequences": [20], "test_lengths": [(20, 30)]}
+
+
+class RunningSum(MNISTAddition):
+    """mnist_addition with the agreed ``targets="every"`` training batches: the running sum
+    after every image, (steps, B, T, 1) (the task side's to provide)."""
+
+    def train_batch(self, rng, steps, batch):
+        idx, _ = super().train_batch(rng, steps, batch)
+        return idx, np.cumsum(self.digits.train_labels[idx], -1)[..., None].astype(np.float32)
+
+
+NAU = {"targets": "every", "core": "accumulator", "initial_state": 0.0, "regulariser_z": 1.0}
+
+
+def _records(task_name, framework, model, seeds, options=None):
+    specs = suite.expand([task_name], [model], [framework], seeds, TINY, PARAMS)
+    if options is None:
+        return {r["seed"]: r for r in runner.run_group(specs)}
+    task = RunningSum(**specs[0].params)
+    for key, value in options.items():  # what the task side's protocol sets
+        setattr(task, key, value)
+    results, _ = image_sequence.run_group(task, specs)
+    return {spec.seed: r for spec, r in zip(specs, results)}
+
+
+def _curve(record):
+    return np.array([record["curve"]["interpolation"], record["curve"]["extrapolation"]],
+                    dtype=float)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("task_name,model,options", [
+    ("mnist_counting", "nau", None), ("mnist_addition", "lstm", None),
+    ("mnist_addition", "nau", NAU), ("mnist_addition", "lstm", NAU)],
+    ids=["counting-nau", "addition-lstm", "nau-accumulator", "lstm-accumulator"])
+def test_a_seed_in_a_program_is_the_seed_alone(framework, task_name, model, options):
+    group = _records(task_name, framework, model, [0, 1, 2], options)
+    alone = _records(task_name, framework, model, [1], options)
+    mine, solo = group[1], alone[1]
+    assert mine["status"] == solo["status"] == "ok", mine["reason"]
+    np.testing.assert_allclose(_curve(mine), _curve(solo), rtol=1e-4, atol=1e-6)
+    for key in ("selected_step", "success"):
+        assert mine["metrics"][key] == solo["metrics"][key], key
+    for key in ("mse_20", "normalised_20", "mae_10", "normalised_30"):
+        np.testing.assert_allclose(mine["metrics"][key], solo["metrics"][key], rtol=1e-4)
+    # and the replicas really are different runs that trained
+    assert not np.allclose(_curve(group[0]), _curve(mine))
+    assert _curve(mine)[0, -1] < _curve(mine)[0, 0]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_normalised_errors_are_against_the_untrained_network(framework):
+    """At a length evaluated only at the end (30), the normalised error's scale is the MSE
+    of the seed's network at step 0, computed here in numpy from its initialisation; the
+    kept (selected) network must not overwrite it."""
+    records = _records("mnist_addition", framework, "nau", [0, 1])
+    task = MNISTAddition(**suite.expand(["mnist_addition"], ["nau"], [framework], [0], TINY,
+                                        PARAMS)[0].params)
+    idx, y = task.eval_sets[30]
+    for seed, record in records.items():
+        p = image_sequence.init(task, "nau", seed)
+        features = cnn.cnn_forward(p["cnn"], task.digits.test_images)
+        untrained = np.mean((image_sequence.core_predict(Core("nau"), p, features, idx) - y) ** 2)
+        m = record["metrics"]
+        assert m["normalised_30"] < 100
+        np.testing.assert_allclose(100 * m["mse_30"] / m["normalised_30"], untrained, rtol=1e-4)
