@@ -6,8 +6,8 @@ tested against. A framework supplies ``models/<fw>/text.py`` with
 ``Trainer(params, unit, lr, device, readout="every")``:
 ``train(tokens, lengths, targets, weights, lams)`` runs len(tokens) Adam steps,
 ``predict(tokens, lengths) -> (R, N, K)`` the values read (K = L, one per prefix, with
-``readout="every"``; K = 1, the whole number's, with ``readout="last"``), ``params()``. The loop is `models.engine.fit`, selecting on the
-validation numbers.
+``readout="every"``; K = 1, the whole number's, with ``readout="last"``), ``params()``.
+The loop is `models.engine.fit`, selecting on the validation numbers.
 
 Seeds train vectorised: every parameter carries a leading replica axis R, the loss is
 summed over replicas (each replica's gradient is its own) and Adam is elementwise.
