@@ -52,7 +52,7 @@ def main(out: str, sources: list[str]) -> None:
         print(table(label, df), "\n")
         for fw in sorted(curves["framework"].unique()):
             panels.append((f"{label}, {fw}", curves[curves["framework"] == fw]))
-    fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 4.6), sharex=True,
+    fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 4.6), sharex="col",
                              squeeze=False, dpi=80)
     for j, (title, c) in enumerate(panels):
         for i, name in enumerate(("train", "validation")):
