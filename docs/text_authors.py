@@ -53,7 +53,7 @@ def main(out: str, sources: list[str]) -> None:
         for fw in sorted(curves["framework"].unique()):
             panels.append((f"{label}, {fw}", curves[curves["framework"] == fw]))
     fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 4.6), sharex="col",
-                             squeeze=False, dpi=80)
+                             squeeze=False, dpi=64)
     for j, (title, c) in enumerate(panels):
         for i, name in enumerate(("train", "validation")):
             ax = axes[i][j]
