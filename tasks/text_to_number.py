@@ -44,6 +44,16 @@ a number ("seven" -> 7, "seven hundred" -> 700, "seven hundred and" keeps 700, .
 prefixes before the first such one carry no loss. The model predicts value / ``scale``
 (the LSTM state is bounded, and NAC/NAU weights are in [-1, 1]); errors are reported
 in value units.
+
+Readout: ``readout=every`` (the default) applies the output unit to the LSTM state after
+every prefix (what ``prefix_loss`` needs; without it only the last is read);
+``readout=last`` applies it to the state after the number's last token only, as
+[NALU]'s authors describe their network.
+
+Settings: ``setting=suite`` (the default) is this suite's network (embedding 16, LSTM 32);
+``setting=nalu-authors`` is the network [NALU]'s authors describe (docs/tasks.md, "the
+[NALU] authors' setting"): embedding 256, LSTM 10 with TensorFlow's forget-gate bias of
+1, ``readout=last``. It sets those parameters and refuses a conflicting one.
 """
 from __future__ import annotations
 
@@ -62,6 +72,15 @@ COMPOUND_LANGUAGES = ("de", "nl", "sv", "da")  # compounds split into num2words'
 DEFAULT_LANGUAGES = ("en", "de")
 DEFAULT_MODELS = ("linear", "nac", "nalu", "nau")
 AUTO_HUNDREDS = (8, 9)
+READOUTS = ("every", "last")
+# The network [NALU]'s authors describe (stable-nalu paper/appendix/nalu-author-comments.tex
+# lines 10-13): embedding "256", LSTM "10 (small)", "default in Tensorflow" (its LSTMCell's
+# forget_bias=1.0), the output layer "only used for the final element".
+SETTINGS = {
+    "suite": {},
+    "nalu-authors": {"embedding_size": 256, "hidden_size": 10, "forget_bias": 1.0,
+                     "readout": "last"},
+}
 
 
 def words(n: int, language: str) -> str:
@@ -126,8 +145,13 @@ class TextToNumber(Task):
         "scale": 100.0,
         "extrapolation_hundreds": "auto",
         "split_seed": 0,
+        "readout": "every",  # every or last (the output unit on the final state only)
+        "forget_bias": 0.0,  # added to the LSTM's forget-gate bias at initialisation
+        "setting": "suite",  # suite or nalu-authors (SETTINGS)
     }
     default_models = DEFAULT_MODELS
+    # left out of specs while at their defaults, so records without them keep their ids
+    omitted_when_off = ("readout", "forget_bias", "setting")
     # Steps are cheap (169 numbers, <= 6 tokens) but an LSTM step is many ops: the
     # budgets are sized in wall time (README, "Text to number"), not in static steps.
     budgets = {
@@ -147,6 +171,7 @@ class TextToNumber(Task):
 
     def validate(self) -> None:
         p = self.params
+        self._apply_setting()
         if p["language"] not in LANGUAGES:
             raise TaskError(f"unknown language {p['language']!r}; known: {', '.join(LANGUAGES)}")
         for key in ("embedding_size", "hidden_size", "split_seed"):
@@ -169,7 +194,34 @@ class TextToNumber(Task):
                 or not np.isfinite(s) or s <= 0:
             raise TaskError(f"bad scale {s!r}; expected a finite number > 0")
         p["extrapolation_hundreds"] = self._hundreds(p["extrapolation_hundreds"])
+        if p["readout"] not in READOUTS:
+            raise TaskError(f"bad readout {p['readout']!r}; expected one of {', '.join(READOUTS)}")
+        if p["readout"] == "last" and p["prefix_loss"]:
+            raise TaskError("prefix_loss needs the value after every prefix: readout=every "
+                            "(got readout=last)")
+        fb = p["forget_bias"]
+        if isinstance(fb, bool) or not isinstance(fb, (int, float, np.number)) \
+                or not np.isfinite(fb):
+            raise TaskError(f"bad forget_bias {fb!r}; expected a finite number")
+        p["forget_bias"] = float(fb)
+        for key in self.omitted_when_off:  # at the default: left out of the spec
+            if key in p and p[key] == self.parameters[key]:
+                del p[key]
 
+    def _apply_setting(self) -> None:
+        """Fill the parameters a named setting fixes; refuse one set otherwise."""
+        p = self.params
+        if p["setting"] not in SETTINGS:
+            raise TaskError(f"unknown setting {p['setting']!r}; known: {', '.join(SETTINGS)}")
+        for key, value in SETTINGS[p["setting"]].items():
+            if p[key] != self.parameters[key] and p[key] != value:
+                raise TaskError(f"setting {p['setting']} sets {key}={value}; got {key}="
+                                f"{p[key]!r} (drop it, or use setting=suite)")
+            p[key] = value
+
+    def param(self, key: str):
+        """A parameter's value, its default where the spec leaves it out."""
+        return self.params.get(key, self.parameters[key])
     def _hundreds(self, value) -> tuple[int, ...] | str:
         if value == "auto":
             return value

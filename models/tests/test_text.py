@@ -115,3 +115,86 @@ def test_diverging_replica_leaves_the_others_alone(framework, monkeypatch):
     assert records[1]["status"] == "diverged" and "non-finite" in records[1]["reason"]
     assert records[1]["metrics"]["success"] is False
     assert records[0]["status"] == "ok"
+
+
+def test_last_readout_is_the_every_readout_at_the_number_s_end():
+    task = TextToNumber(hidden_size=8, embedding_size=4)
+    tokens, lengths = task.encoded()
+    params = text.init_params(task, "nalu", [0, 1])
+    every = text.forward(params, "nalu", tokens, lengths)
+    last = text.forward(params, "nalu", tokens, lengths, readout="last")
+    assert last.shape == (2, 999, 1)
+    np.testing.assert_allclose(last[..., 0], text.final_values(every, lengths))
+    np.testing.assert_allclose(text.final_values(last, lengths), last[..., 0])
+
+
+def test_nalu_authors_parameters():
+    task = TextToNumber(setting="nalu-authors")
+    params = text.init_params(task, "nalu", [0, 1, 2])
+    vocab = len(task.vocabulary) + 1
+    assert params["embedding"]["E"].shape == (3, vocab, 256)
+    assert params["lstm"]["W"].shape == (3, 256, 40) and params["lstm"]["U"].shape == (3, 10, 40)
+    assert params["output"]["W_hat"].shape[-2:] == (10, 1)
+    # TensorFlow's forget bias: the forget gate's 10 biases start 1 above the others' range
+    k = 1 / np.sqrt(10)
+    b = params["lstm"]["b"]
+    assert (np.abs(b[:, 10:20] - 1.0) <= k).all() and (np.abs(np.delete(b, range(10, 20), 1))
+                                                       <= k).all()
+    plain = text.init_params(TextToNumber(embedding_size=256, hidden_size=10), "nalu", [0, 1, 2])
+    np.testing.assert_allclose(b - plain["lstm"]["b"],
+                               np.tile(np.r_[np.zeros(10), np.ones(10), np.zeros(20)], (3, 1)))
+    _, lengths = task.encoded()
+    y, w = text.loss_weights(task, np.array([12, 728]), lengths)
+    assert y.shape == w.shape == (2, 1) and w.tolist() == [[1], [1]]
+    assert y[:, 0] == pytest.approx([0.12, 7.28])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("unit", ["linear", "nalu"])
+def test_last_readout_forward_matches_reference(framework, unit):
+    task = TextToNumber(setting="nalu-authors")
+    tokens, lengths = task.encoded()
+    params = text.init_params(task, unit, [0, 1])
+    want = text.forward(params, unit, tokens, lengths, readout="last")
+    got = registry.framework_module(framework, "text").Trainer(
+        params, unit, lr=1e-3, readout="last").predict(tokens, lengths)
+    assert got.shape == (2, 999, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-3 if unit == "nalu" else 1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(any(registry.framework_missing(f) for f in registry.FRAMEWORKS),
+                    reason="needs both frameworks")
+def test_torch_and_tf_train_alike_at_the_authors_setting():
+    task = TextToNumber(setting="nalu-authors")
+    tokens, lengths = task.encoded()
+    train = task.split()["train"]
+    y, w = text.loss_weights(task, train, lengths)
+    picks = np.random.default_rng(0).integers(0, len(train), size=(5, 2, 16))
+    lams = np.zeros((5, 1), dtype=np.float32)
+    got, read = {}, {}
+    for fw in registry.FRAMEWORKS:
+        tr = registry.framework_module(fw, "text").Trainer(
+            text.init_params(task, "nalu", [0, 1]), "nalu", lr=1e-3, readout="last")
+        tr.train(tokens[train[picks] - 1], lengths[train[picks] - 1], y[picks], w[picks], lams)
+        got[fw], read[fw] = tr.params(), tr.predict(tokens, lengths)
+    # 5 Adam steps of lr 1e-3 move a weight up to 5e-3; float32 noise in near-zero
+    # gradients (an embedding row seen once) flips some of them, as in the test above
+    for part in got["torch"]:
+        for k in got["torch"][part]:
+            np.testing.assert_allclose(got["torch"][part][k], got["tf"][part][k],
+                                       atol=1e-3, err_msg=f"{part}.{k}")
+    # NALU's exp(W log|h|) amplifies those differences near h = 0 (readings of 1e2-1e4)
+    np.testing.assert_allclose(read["torch"], read["tf"], rtol=2e-2, atol=1e-3)
+    assert not np.allclose(got["torch"]["output"]["W_hat"],
+                           text.init_params(task, "nalu", [0, 1])["output"]["W_hat"])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_the_setting_reaches_the_network_through_the_runner(framework):
+    specs = suite.expand(["text_to_number"], ["linear"], [framework], [0, 1], TINY,
+                         {"setting": ["nalu-authors"]})
+    assert specs[0].params["readout"] == "last" and specs[0].params["embedding_size"] == 256
+    records = runner.run_group(specs)
+    assert {r["status"] for r in records} == {"ok"}
+    assert records[0]["task_params"]["setting"] == "nalu-authors"
+    assert len(records[0]["curve"]["train"]) == 3  # steps 0, 20, 40

@@ -10,10 +10,13 @@ from models.tf.units import keras, make, tf
 
 
 class Reader(keras.layers.Layer):
-    """Reads token ids (R or 1, N, L) and gives the value after every prefix (R, N, L)."""
+    """Reads token ids (R or 1, N, L) and gives the value after every prefix (R, N, L), or
+    with ``readout="last"`` the final state's only (R, N, 1)."""
 
-    def __init__(self, params: dict[str, dict[str, np.ndarray]], unit: str):
+    def __init__(self, params: dict[str, dict[str, np.ndarray]], unit: str,
+                 readout: str = "every"):
         super().__init__(name="reader", dtype="float32")
+        self.readout = readout
 
         def weight(name, value):
             value = np.asarray(value, dtype=np.float32)
@@ -40,6 +43,8 @@ class Reader(keras.layers.Layer):
             state = tuple(tf.where(live[:, :, t], a, b) for a, b in zip(new, state))
             outs.append(state[0])
         hidden = h_new.shape[-1]
+        if self.readout == "last":  # the held state after the last token
+            return tf.reshape(self.out(state[0]), [r, n, 1])
         hs = tf.reshape(tf.stack(outs, axis=2), [r, n * length, hidden])
         return tf.reshape(self.out(hs), [r, n, length])
 
@@ -50,10 +55,10 @@ class Trainer(TFTrainer):
     the tokens compiles in seconds under XLA, longer than a quick run trains)."""
 
     def __init__(self, params, unit: str, lr: float, device: str = "cpu",
-                 jit_compile: bool = False):
+                 jit_compile: bool = False, readout: str = "every"):
         super().__init__(device)
         with tf.device(self.device):
-            self.net = Reader(params, unit)
+            self.net = Reader(params, unit, readout)
             self.vars = self.net.trainable_variables
             self.opt = adam(lr, self.vars)
         self._regularised = self.net.out.spec.regularised
@@ -66,9 +71,10 @@ class Trainer(TFTrainer):
             return tf.TensorSpec(shape, dtype)
 
         ints = spec(None, None, None, length, dtype=tf.int32)
+        k = 1 if self.net.readout == "last" else length  # values read per number
         self._train = tf.function(self._steps, input_signature=[
-            ints, spec(None, None, None, dtype=tf.int32), spec(None, None, None, length),
-            spec(None, None, None, length), spec(None, None)], autograph=False,
+            ints, spec(None, None, None, dtype=tf.int32), spec(None, None, None, k),
+            spec(None, None, None, k), spec(None, None)], autograph=False,
             jit_compile=self.jit_compile)
         self._predict = tf.function(self.net.call, input_signature=[
             spec(1, None, length, dtype=tf.int32), spec(1, None, dtype=tf.int32)],
@@ -94,7 +100,8 @@ class Trainer(TFTrainer):
                       parallel_iterations=1)
 
     def train(self, tokens, lengths, targets, weights, lams) -> None:
-        """T steps: tokens, targets, weights (T, R, B, L), lengths (T, R, B), lams (T, 1)."""
+        """T steps: tokens (T, R, B, L), targets and weights (T, R, B, K) (K: values read,
+        `Reader`), lengths (T, R, B), lams (T, 1)."""
         if self._train is None:
             self._trace(np.shape(tokens)[-1])
         with tf.device(self.device):
@@ -103,7 +110,7 @@ class Trainer(TFTrainer):
                         np.asarray(lams, np.float32))
 
     def predict(self, tokens, lengths) -> np.ndarray:
-        """(R, N, L) values after each prefix, for shared tokens (N, L)."""
+        """(R, N, K) values read (`Reader`), for shared tokens (N, L)."""
         if self._predict is None:
             self._trace(np.shape(tokens)[-1])
         with tf.device(self.device):

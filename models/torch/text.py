@@ -16,10 +16,13 @@ def _param(a) -> nn.Parameter:
 
 
 class Reader(nn.Module):
-    """Reads token ids (R or 1, N, L) and gives the value after every prefix (R, N, L)."""
+    """Reads token ids (R or 1, N, L) and gives the value after every prefix (R, N, L), or
+    with ``readout="last"`` the final state's only (R, N, 1)."""
 
-    def __init__(self, params: dict[str, dict[str, np.ndarray]], unit: str):
+    def __init__(self, params: dict[str, dict[str, np.ndarray]], unit: str,
+                 readout: str = "every"):
         super().__init__()
+        self.readout = readout
         self.E = _param(params["embedding"]["E"])
         self.lstm = cells.make("lstm", params["lstm"])
         self.out = make(unit, params["output"])
@@ -39,10 +42,12 @@ class Reader(nn.Module):
         # Past a sequence's end the state is held: positions >= length read the last token's
         # state (one gather instead of masking every step; right padding never reaches back)
         last = (lengths.expand(r, n) - 1).view(r, n, 1)
-        held = torch.minimum(torch.arange(length, device=tokens.device).view(1, 1, -1), last)
+        held = last if self.readout == "last" else torch.minimum(
+            torch.arange(length, device=tokens.device).view(1, 1, -1), last)
         hs = torch.gather(torch.stack(outs, dim=2), 2,
                           held.unsqueeze(-1).expand(-1, -1, -1, hidden))
-        return self.out(hs.reshape(r, n * length, hidden)).view(r, n, length)
+        k = held.shape[-1]
+        return self.out(hs.reshape(r, n * k, hidden)).view(r, n, k)
 
 
 class Trainer(TorchTrainer):
@@ -50,13 +55,14 @@ class Trainer(TorchTrainer):
     One intra-op thread (`TorchTrainer`): these matmuls are tiny."""
 
     def __init__(self, params, unit: str, lr: float, device: str = "cpu",
-                 threads: int | None = 1):
+                 threads: int | None = 1, readout: str = "every"):
         super().__init__(device, threads)
-        self.net = Reader(params, unit).to(self.device)
+        self.net = Reader(params, unit, readout).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, foreach=True)
 
     def train(self, tokens, lengths, targets, weights, lams) -> None:
-        """T steps: tokens, targets, weights (T, R, B, L), lengths (T, R, B), lams (T, 1)."""
+        """T steps: tokens (T, R, B, L), targets and weights (T, R, B, K) (K: values read,
+        `Reader`), lengths (T, R, B), lams (T, 1)."""
         with self.threading():
             self._train(self.tensor(tokens, torch.long), self.tensor(lengths, torch.long),
                         self.tensor(targets), self.tensor(weights), np.asarray(lams))
@@ -75,7 +81,7 @@ class Trainer(TorchTrainer):
 
     @torch.no_grad()
     def predict(self, tokens, lengths) -> np.ndarray:
-        """(R, N, L) values after each prefix, for shared tokens (N, L)."""
+        """(R, N, K) values read (`Reader`), for shared tokens (N, L)."""
         with self.threading():
             return self.net(self.tensor(tokens, torch.long)[None],
                             self.tensor(lengths, torch.long)[None]).cpu().numpy()

@@ -110,6 +110,11 @@ def test_prefix_targets_read_the_number_as_it_goes():
     ({"scale": -1.0}, "scale"),
     ({"extrapolation_hundreds": [0]}, "extrapolation_hundreds"),
     ({"prefix_loss": "maybe"}, "prefix_loss"),
+    ({"readout": "first"}, "readout 'first'; expected one of every, last"),
+    ({"readout": "last", "prefix_loss": True}, "prefix_loss needs .* readout=every"),
+    ({"forget_bias": "one"}, "forget_bias"),
+    ({"setting": "paper"}, "unknown setting 'paper'; known: suite, nalu-authors"),
+    ({"setting": "nalu-authors", "hidden_size": 20}, "sets hidden_size=10; got hidden_size=20"),
 ])
 def test_bad_parameters_name_the_value(bad, match):
     with pytest.raises(TaskError, match=match):
@@ -181,3 +186,26 @@ def test_untrained_network_scores_100(framework):
         for name in ("interpolation", "extrapolation"):
             assert m[f"{name}_normalised"] == pytest.approx(
                 100 * m[f"{name}_mse"] / curve[name][0])
+
+
+def test_nalu_authors_setting_fixes_the_network():
+    task = TextToNumber(setting="nalu-authors")
+    assert {k: task.params[k] for k in ("embedding_size", "hidden_size", "forget_bias",
+                                        "readout", "setting")} == {
+        "embedding_size": 256, "hidden_size": 10, "forget_bias": 1.0, "readout": "last",
+        "setting": "nalu-authors"}
+    assert task.layers(("nalu", "nalu")) == [("nalu", 10, 1)]
+    # its own values may be repeated; the rest of the task is unchanged
+    same = TextToNumber(setting="nalu-authors", hidden_size=10, language="de")
+    assert same.params["hidden_size"] == 10 and same.params["language"] == "de"
+    # the task rebuilt from a spec's parameters is the same task
+    assert TextToNumber(**task.params).params == task.params
+
+
+def test_defaults_leave_the_new_options_out_of_the_spec():
+    """Records made before readout, forget_bias and setting existed keep their ids."""
+    params = TextToNumber().params
+    assert not {"readout", "forget_bias", "setting"} & set(params)
+    assert set(params) == set(TextToNumber.parameters) - {"readout", "forget_bias", "setting"}
+    assert TextToNumber(readout="last").params["readout"] == "last"
+    assert TextToNumber(readout="last").param("forget_bias") == 0.0
