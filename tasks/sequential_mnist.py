@@ -5,8 +5,10 @@ The protocol, setting by setting with its source line and this suite's departure
 docs/sequential-mnist-protocol.md. In short:
 - ``operation=sum``: digits 0-9, trained on length 10, tested on 1, 10, 100, 200, ...,
   1000; ``operation=prod``: digits 1-9, trained on length 2, tested on 1, 2, ..., 20;
-- targets at every step (``targets = "every"``): t_i = Op(t_{i-1}, z_i) from
-  ``initial_state`` (0 for sum, 1 for product); every MSE is over all steps;
+- an answer after every image (``answers = "every"``): t_i = Op(t_{i-1}, z_i) from
+  ``initial_state`` (0 for sum, 1 for product); the loss and every MSE are over all
+  steps; the network is [NAU]'s (``core = "accumulator"``, ``initialisation = "nau"``,
+  the sparsity regulariser's ramp `regulariser_weights`, R_z ``regulariser_z``);
 - images: `tasks.digits` with a validation split (`digits.with_validation`: MNIST's last
   5,000 training images, [NAU]'s); the validation sequences (training length) select the
   model, the test sequences of each length score it;
@@ -85,12 +87,14 @@ class SequentialMNIST(DigitSequences):
 
     name = "sequential_mnist"
     n_out = 1
-    targets = "every"  # ys (n, B, T, 1): the answer after every image
+    answers = "every"  # ys (n, B, T, 1), predictions (N, L, 1): after every image
     core = "accumulator"  # the cell's state is the running answer (models side)
-    # [NAU]'s loss weights (docs/sequential-mnist-protocol.md): the sparsity regulariser
-    # 10, ramped linearly from step 10,000 to 100,000; the out-of-bounds one 1
+    initialisation = "nau"  # PyTorch's default CNN init, [NAU]'s NAU range (models side)
+    # [NAU]'s sparsity regulariser (docs/sequential-mnist-protocol.md): lambda 10, ramped
+    # linearly from step 10,000 to 100,000 (`regulariser_weights`). Its out-of-bounds
+    # regulariser (weight 1) is zero under its default --nac-oob clip: W is clipped instead
+    # (the units' projection)
     sparsity = (10.0, 10_000, 100_000)
-    oob = 1.0
     parameters = {
         "operation": "sum",
         "train_length": "auto",  # 10 for sum, 2 for prod
@@ -207,6 +211,27 @@ class SequentialMNIST(DigitSequences):
     @property
     def operation(self) -> Operation:
         return OPERATIONS[self.params["operation"]]
+
+    @property
+    def accumulate(self) -> str:
+        """What the solved accumulator does (models side): "sum" or "product"."""
+        return "product" if self.params["operation"] == "prod" else "sum"
+
+    def regulariser_weights(self, units, cfg, steps) -> np.ndarray:
+        """(T, layers) sparsity weights at the 1-based ``steps``: [NAU]'s lambda 10 times
+        clip((step - 10,000) / 90,000, 0, 1) on every regularised unit (NAU, NMU), the ramp
+        scaled by the run's steps against the paper budget's (`budget`), so a shorter
+        budget sees the same shape; 0 for the others (LSTM, NAC, NALU, none)."""
+        from models import reference
+
+        lam, start, end = self.sparsity
+        scale = min(1.0, cfg.steps / self.budget("paper")["steps"])
+        ramp = np.clip((np.asarray(steps) - start * scale) / ((end - start) * scale), 0.0, 1.0)
+        out = np.zeros((len(steps), len(units)), dtype=np.float32)
+        for j, unit in enumerate(units):
+            if unit and reference.UNITS[unit].regularised:
+                out[:, j] = lam * ramp
+        return out
 
     @property
     def initial_state(self) -> float:
@@ -401,11 +426,6 @@ class SequentialMNIST(DigitSequences):
         self.threshold_values  # noqa: B018 (a bad thresholds directory is refused up front)
 
     # ---------------------------------------------------------------- metrics
-    def untrained_mse(self, seed) -> dict[int, float]:
-        """Per test length, the MSE of the seed's untrained network (the loop's
-        ``seed.extra["untrained_mse"]``)."""
-        return dict(seed.extra.get("untrained_mse", {}))
-
     def metrics(self, seed) -> dict[str, Any]:
         """Per test length L, from the network selected on the validation MSE
         (``seed.best``: L -> (N, L, 1) predictions): ``mse_L`` (all steps), ``accuracy_L``

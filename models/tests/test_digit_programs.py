@@ -19,7 +19,7 @@ PARAMS = {"source": ["sklearn"], "test_sequences": [20], "test_lengths": [(20, 3
 
 
 class RunningSum(MNISTAddition):
-    """mnist_addition with the agreed ``targets="every"`` training batches: the running sum
+    """mnist_addition with the agreed ``answers="every"`` training batches: the running sum
     after every image, (steps, B, T, 1) (the task side's to provide)."""
 
     def train_batch(self, rng, steps, batch):
@@ -27,7 +27,7 @@ class RunningSum(MNISTAddition):
         return idx, np.cumsum(self.digits.train_labels[idx], -1)[..., None].astype(np.float32)
 
 
-NAU = {"targets": "every", "core": "accumulator", "initial_state": 0.0, "regulariser_z": 1.0}
+NAU = {"answers": "every", "core": "accumulator", "initial_state": 0.0, "regulariser_z": 1.0}
 
 
 def _records(task_name, framework, model, seeds, options=None):
