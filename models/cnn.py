@@ -1,6 +1,6 @@
 """The digit tasks' CNN in numpy: its architecture per image side, initialisation (Glorot,
-or PyTorch's default as [NAU] leaves it) and forward pass, the specification both frameworks' CNNs are tested against (the loop
-around it: `models.image_sequence`)."""
+or PyTorch's default as [NAU] leaves it) and forward pass, the specification both
+frameworks' CNNs are tested against (the loop around it: `models.image_sequence`)."""
 from __future__ import annotations
 
 import numpy as np
