@@ -288,7 +288,13 @@ def test_defaults_follow_the_launch_scripts():
     assert ({"operation": "sum", "regulariser_z": 1.0}, ("nau", "nac")) in paper
     assert ({"operation": "prod", "regulariser_z": 1.0}, ("nmu",)) in paper
     assert SequentialMNIST.defaults({"operation": ["prod"]}, "quick") == \
-        [({"operation": "prod", "regulariser_z": 1.0}, ("nmu",))]
+        [({"operation": "prod", "reference_seeds": 3, "regulariser_z": 1.0}, ("nmu",))]
+    quick = small(operation="prod", reference_seeds=3)
+    assert quick.references()[0][2] == (0, 1, 2)  # the first 3 of [NAU]'s seeds
+    assert small().references()[0][2] == tuple(range(1, 10))
+    for bad in (1, 11, "3", True):
+        with pytest.raises(TaskError, match=f"bad reference_seeds {bad!r}; expected 'auto'"):
+            small(operation="prod", reference_seeds=bad)
     assert SequentialMNIST.defaults({}, "smoke") == [
         ({"operation": "sum", "regulariser_z": 1.0}, ("nau",)),
         ({"operation": "sum", "regulariser_z": 0.0}, ("lstm",)),
