@@ -151,6 +151,12 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
         return {"idx": np.stack([d[0] for d in drawn], axis=1),
                 "ys": np.stack([d[1] for d in drawn], axis=1)}
 
+    for length, (idx, y) in task.eval_sets.items():
+        want = (*idx.shape, task.n_out) if core.every else (len(idx), task.n_out)
+        if np.shape(y) != want:
+            raise ValueError(f"{task.name}: answers={'every' if core.every else 'last'} needs "
+                             f"test answers shaped {want} at length {length}, not "
+                             f"{np.shape(y)}")
     valid = getattr(task, "valid_set", None)  # [NAU]: select on the validation sequences
     selects = "validation" if valid is not None else "interpolation"
 

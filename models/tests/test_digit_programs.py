@@ -2,6 +2,8 @@
 from a program of three is its record from a program of its own, within the tolerance of
 vectorised training (`test_vectorised.py`: float32 rounding differs with the number of
 replicas), in torch and tf, for the suite's core and [NAU]'s accumulator."""
+from functools import cached_property
+
 import numpy as np
 import pytest
 
@@ -20,12 +22,17 @@ PARAMS = {"source": ["sklearn"], "test_sequences": [20], "test_lengths": [(20, 3
 
 
 class RunningSum(MNISTAddition):
-    """mnist_addition with the agreed ``answers="every"`` training batches: the running sum
-    after every image, (steps, B, T, 1) (the task side's to provide)."""
+    """mnist_addition answered after every image (``answers="every"``, as sequential MNIST):
+    the running sum, (steps, B, T, 1) per training batch and (N, L, 1) per test length."""
 
     def train_batch(self, rng, steps, batch):
         idx, _ = super().train_batch(rng, steps, batch)
         return idx, np.cumsum(self.digits.train_labels[idx], -1)[..., None].astype(np.float32)
+
+    @cached_property
+    def eval_sets(self):
+        return {L: (idx, np.cumsum(self.digits.test_labels[idx], -1)[..., None].astype(float))
+                for L, (idx, _) in super().eval_sets.items()}
 
 
 NAU = {"answers": "every", "core": "accumulator", "initial_state": 0.0, "regulariser_z": 1.0}
@@ -120,3 +127,14 @@ def test_sequential_mnist_selects_on_validation_in_a_program(framework):
         at = curve["step"].index(m["selected_step"])
         np.testing.assert_allclose(m["mse_10"], curve["interpolation"][at], rtol=1e-9)
     np.testing.assert_allclose(mine["metrics"]["mse_30"], solo["metrics"]["mse_30"], rtol=1e-4)
+
+
+def test_every_step_answers_need_every_step_test_answers():
+    """A task answered after every image must give (N, L, n_out) test answers; the last
+    answer only (N, n_out) is refused before training, naming the shapes."""
+    specs = suite.expand(["mnist_addition"], ["nau"], ["torch"], [0], TINY, PARAMS)
+    task = MNISTAddition(**specs[0].params)
+    task.answers, task.core = "every", "accumulator"
+    with pytest.raises(ValueError, match=r"answers=every needs test answers shaped \(20, 10, 1\) "
+                                         r"at length 10, not \(20, 1\)"):
+        image_sequence.run_group(task, specs)
