@@ -150,7 +150,9 @@ class SequentialMNIST(DigitSequences):
         self.check_lengths_and_images()
         self._check_thresholds()
         n, most = p["reference_seeds"], len(op.reference_seeds)
-        if n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= most):
+        if n == "auto":
+            p["reference_seeds"] = most  # a number in every record (one column type)
+        elif isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= most:
             raise TaskError(f"bad reference_seeds {n!r}; expected 'auto' ([NAU]'s {most}) or "
                             f"a number of seeds from 2 to {most}")
         if p["simplification"] == "solved-accumulator" and p["thresholds"] == REFERENCES:
@@ -350,9 +352,8 @@ class SequentialMNIST(DigitSequences):
             return []
         params = {k: self.params[k] for k in DATA_PARAMS if k in self.params}
         params.update(simplification="solved-accumulator", thresholds="none")
-        op, n = self.operation, self.params["reference_seeds"]
-        return [(params, op.reference_model,
-                 op.reference_seeds if n == "auto" else op.reference_seeds[:n])]
+        op = self.operation
+        return [(params, op.reference_model, op.reference_seeds[:self.params["reference_seeds"]])]
 
     def use_references(self, records: list[dict]) -> str:
         """The thresholds from the reference runs' records (`references`): once every one

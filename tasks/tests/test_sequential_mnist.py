@@ -292,6 +292,8 @@ def test_defaults_follow_the_launch_scripts():
     quick = small(operation="prod", reference_seeds=3)
     assert quick.references()[0][2] == (0, 1, 2)  # the first 3 of [NAU]'s seeds
     assert small().references()[0][2] == tuple(range(1, 10))
+    assert (small().params["reference_seeds"], small(operation="prod").params["reference_seeds"]) \
+        == (9, 10)  # "auto": [NAU]'s, a number in the record
     for bad in (1, 11, "3", True):
         with pytest.raises(TaskError, match=f"bad reference_seeds {bad!r}; expected 'auto'"):
             small(operation="prod", reference_seeds=bad)
