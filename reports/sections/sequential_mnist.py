@@ -41,11 +41,13 @@ def per_length(df: pd.DataFrame) -> pd.DataFrame:
     if rows.empty or not ls:
         return pd.DataFrame()
     keys = [k for k in (*KEYS, "steps") if k in rows]
-    long = pd.concat([rows.assign(length=L, won=rows["status"].eq("ok")
-                                  & rows[f"success_{L}"].astype("boolean").fillna(False),
-                                  mse=rows.get(f"mse_{L}", np.nan))[[*keys, "length", "won",
-                                                                     "mse"]]
-                      for L in ls if f"success_{L}" in rows], ignore_index=True)
+    # a run counts at the lengths it was scored at (sum and product test different ones)
+    long = pd.concat([tested.assign(length=L, won=tested["status"].eq("ok")
+                                    & tested[f"success_{L}"].astype(bool),
+                                    mse=tested.get(f"mse_{L}", np.nan))[[*keys, "length", "won",
+                                                                         "mse"]]
+                      for L in ls if f"success_{L}" in rows
+                      for tested in (rows[rows[f"success_{L}"].notna()],)], ignore_index=True)
     out = long.groupby([*keys, "length"], dropna=False).agg(
         runs=("won", "size"), successes=("won", "sum"), mse=("mse", "median")).reset_index()
     out["success"] = out["successes"] / out["runs"]

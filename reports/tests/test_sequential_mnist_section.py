@@ -14,9 +14,11 @@ from tasks.sequential_mnist import SequentialMNIST
 LENGTHS = (1, 10, 100)
 
 
-def _records(unit, framework, steps, successes, rz, runs=10, simplification="none"):
-    task = SequentialMNIST(source="sklearn", test_lengths=LENGTHS, thresholds=[1.0] * 3,
-                           regulariser_z=rz, simplification=simplification)
+def _records(unit, framework, steps, successes, rz, runs=10, simplification="none",
+             operation="sum", lengths=LENGTHS):
+    task = SequentialMNIST(source="sklearn", test_lengths=lengths, operation=operation,
+                           thresholds=[1.0] * len(lengths), regulariser_z=rz,
+                           simplification=simplification)
     out = []
     for seed in range(runs):
         off = 0.0 if seed < successes else 2.0  # MSE 0 (below the thresholds) or 4
@@ -71,6 +73,13 @@ def test_section_draws_success_against_length_and_renders(runs, tmp_path):
     nau = table[table["unit"].eq("nau") & table["framework"].eq("torch")]
     assert list(nau["length"]) == list(LENGTHS) and set(nau["success"]) == {0.8}
     assert len(table) == 4 * len(LENGTHS)  # the reference runs are the bar, not a model
+    # a product run counts at its own lengths only, not as a failure at the sum's
+    prod = _records("nmu", "torch", 200, 2, 1.0, runs=2, operation="prod", lengths=(2, 5))
+    both = section.per_length(frame.frame([*_records("nau", "torch", 200, 1, 1.0, runs=2),
+                                           *prod]))
+    assert set(zip(both["param_operation"], both["length"])) == \
+        {("sum", 1), ("sum", 10), ("sum", 100), ("prod", 2), ("prod", 5)}
+    assert set(both.loc[both["param_operation"].eq("prod"), "success"]) == {1.0}
     out = section.section("sequential_mnist", df, curves)
     assert any(f["id"] == "sequential-mnist-lengths" for f in out["figures"])
     assert out["fidelity"]["counts"] == [(published.AGREES, 2), (published.DIFFERS, 1),
