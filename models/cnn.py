@@ -1,6 +1,6 @@
-"""The digit tasks' CNN in numpy: its architecture per image side, Glorot initialisation
-and forward pass, the specification both frameworks' CNNs are tested against (the loop
-around it: `models.image_sequence`)."""
+"""The digit tasks' CNN in numpy: its architecture per image side, initialisation (Glorot,
+or PyTorch's default as [NAU] leaves it) and forward pass, the specification both
+frameworks' CNNs are tested against (the loop around it: `models.image_sequence`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,9 +31,33 @@ def _glorot(rng, fan_in, fan_out, shape):
     return rng.uniform(-r, r, size=shape)
 
 
-def cnn_init(side: int, n_out: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _torch_default(rng, fan_in, shape):
+    """PyTorch's Conv2d / Linear ``reset_parameters``: kaiming_uniform(a=sqrt(5)) is
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the bias the same."""
+    r = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-r, r, size=shape)
+
+
+INITS = ("glorot", "torch")
+
+
+def cnn_init(side: int, n_out: int, rng: np.random.Generator,
+             scheme: str = "glorot") -> dict[str, np.ndarray]:
+    """One network's parameters: ``glorot`` (Glorot uniform weights, zero biases; the suite's)
+    or ``torch`` (PyTorch's defaults, which [NAU]'s CNN keeps: weights and biases
+    U(+-1/sqrt(fan_in)))."""
     k, (c1, c2), dense, _ = arch(side)
     flat = _flat_size(side)
+    if scheme == "torch":
+        out = {}
+        for name, fan_in, shape in (("conv1", k * k, (k, k, 1, c1)),
+                                    ("conv2", k * k * c1, (k, k, c1, c2)),
+                                    ("fc1", flat, (flat, dense)), ("fc2", dense, (dense, n_out))):
+            out[f"{name}_W"] = _torch_default(rng, fan_in, shape)
+            out[f"{name}_b"] = _torch_default(rng, fan_in, shape[-1:])
+        return out
+    if scheme != "glorot":
+        raise ValueError(f"bad CNN initialisation {scheme!r}; valid: {', '.join(INITS)}")
     return {
         "conv1_W": _glorot(rng, k * k, k * k * c1, (k, k, 1, c1)), "conv1_b": np.zeros(c1),
         "conv2_W": _glorot(rng, k * k * c1, k * k * c2, (k, k, c1, c2)),

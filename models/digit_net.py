@@ -14,9 +14,13 @@ Two cores:
 sum) or h_{t-1} x_t (a product) from ``initial``, only the CNN trains; ``pass-through``
 outputs x_t itself at every step, only the CNN trains.
 
-``every``: the loss is the MSE over the outputs after every image against the running
-answer ([NAU]); otherwise on the output after the last image. ``z_weight``: [NAU]'s R_z
-regulariser on the unit behind the cell (`z_penalty`), a constant weight.
+``every`` (a task's ``answers = "every"``): the loss, the evaluation and the predictions a
+task scores are over the outputs after every image against the running answer ([NAU]);
+otherwise on the output after the last image. ``z_weight``: [NAU]'s R_z regulariser on the
+unit behind the cell (`z_penalty`), a constant weight. ``init``: ``suite`` (Glorot CNN,
+the suite's cell initialisation) or ``nau`` ([NAU]'s: PyTorch's default CNN
+initialisation, the NAU cell's W ~ U(-r, r) with r = min(0.5, sqrt(3) sqrt(2 / (in + out))),
+`models.cnn.cnn_init`, `models.image_sequence.init`).
 """
 from __future__ import annotations
 
@@ -26,11 +30,12 @@ import numpy as np
 
 from models import reference
 
-TARGETS = ("last", "every")
+ANSWERS = ("last", "every")
 CORES = ("readout", "accumulator")
 SIMPLIFICATIONS = (None, "solved-accumulator", "pass-through")
 ACCUMULATE = ("sum", "product")
 Z_UNITS = ("nau", "nmu")  # the units [NAU] defines R_z for
+INITS = ("suite", "nau")
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,13 @@ class Core:
     initial: float = 0.0
     every: bool = False
     z_weight: float = 0.0
+    init: str = "suite"
 
     def __post_init__(self):
         for name, value, valid in (("core", self.kind, CORES),
                                    ("simplification", self.simplification, SIMPLIFICATIONS),
-                                   ("accumulate", self.accumulate, ACCUMULATE)):
+                                   ("accumulate", self.accumulate, ACCUMULATE),
+                                   ("init", self.init, INITS)):
             if value not in valid:
                 raise ValueError(f"bad {name} {value!r}; valid: {', '.join(map(str, valid))}")
         if self.simplification is not None and self.kind != "accumulator":
@@ -64,20 +71,19 @@ class Core:
 
     @classmethod
     def of(cls, task, cell: str) -> Core:
-        """The core a digit task asks for (its optional attributes ``targets``, ``core``,
-        ``simplification``, ``accumulate``, ``initial_state``, ``regulariser_z``; absent:
-        the suite's readout core with the loss on the last output). ``targets`` is read
-        where it is a string: `tasks.base.Task.targets` is also the name of a method."""
-        targets = getattr(task, "targets", "last")
-        targets = "last" if callable(targets) else targets
-        if targets not in TARGETS:
-            raise ValueError(f"bad targets {targets!r}; valid: {', '.join(TARGETS)}")
+        """The core a digit task asks for (its optional attributes ``answers``, ``core``,
+        ``simplification``, ``accumulate``, ``initial_state``, ``regulariser_z``,
+        ``initialisation``; absent: the suite's readout core, scored on the last output)."""
+        answers = getattr(task, "answers", "last")
+        if answers not in ANSWERS:
+            raise ValueError(f"bad answers {answers!r}; valid: {', '.join(ANSWERS)}")
         return cls(cell, kind=getattr(task, "core", "readout"),
                    simplification=getattr(task, "simplification", None),
                    accumulate=getattr(task, "accumulate", "sum"),
                    initial=float(getattr(task, "initial_state", 0.0)),
-                   every=targets == "every",
-                   z_weight=float(getattr(task, "regulariser_z", 0.0)))
+                   every=answers == "every",
+                   z_weight=float(getattr(task, "regulariser_z", 0.0)),
+                   init=getattr(task, "initialisation", "suite"))
 
     @property
     def has_cell(self) -> bool:

@@ -275,7 +275,7 @@ class DigitSequences(Task):
         out = dict(seed.extra.get("untrained_mse", {}))
         for name, length in (("interpolation", self.params["train_length"]),
                              ("extrapolation", self.headline_length)):
-            if len(seed.errors.get(name, ())):
+            if len(getattr(seed, "errors", {}).get(name, ())):
                 out[length] = float(seed.errors[name][0])
         return out
 

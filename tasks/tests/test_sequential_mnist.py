@@ -43,13 +43,33 @@ def test_registered_and_each_operation_sets_its_protocol():
         (2, tuple(range(1, 21)), "123456789")
     assert (s.initial_state, p.initial_state) == (0.0, 1.0)
     assert s.headline_length == 1000 and p.headline_length == 20
-    assert s.targets == "every" and s.core == "accumulator" and s.n_out == 1
+    assert s.answers == "every" and s.core == "accumulator" and s.n_out == 1
     assert s.simplification is None and s.regulariser_z == 0.0
     t = small(simplification="solved-accumulator", regulariser_z=1)
     assert t.simplification == "solved-accumulator" and t.regulariser_z == 1.0
     for op in OPERATIONS.values():
         assert set(op.models) | {op.reference_model} <= set(registry.CELL_NAMES)
     assert small(mnist_digits=987654321).params["mnist_digits"] == "123456789"  # CLI int
+
+
+def test_regularisers_are_nau_s_ramp_scaled_to_the_budget():
+    """[NAU]'s sparsity weight: 10 * clip((step - 10,000) / 90,000, 0, 1) at the paper
+    budget's length, the same shape over a shorter run; only on regularised units."""
+    from models import engine
+
+    task = small()
+    paper = task.budget("paper")["steps"]
+    steps = np.array([1, 10_000, 55_000, 100_000, 120_000])
+    lams = task.regulariser_weights(["nau", "nmu", "nac", None],  # None: the LSTM
+                                    engine.TrainConfig(steps=paper), steps)
+    np.testing.assert_allclose(lams[:, 0], [0.0, 0.0, 5.0, 10.0, 10.0], rtol=1e-6)
+    np.testing.assert_array_equal(lams[:, 1], lams[:, 0])
+    assert not lams[:, 2:].any() and lams.dtype == np.float32
+    short = task.regulariser_weights(["nau"], engine.TrainConfig(steps=paper // 10),
+                                     steps // 10)
+    np.testing.assert_allclose(short[:, 0], lams[:, 0], atol=1e-2)  # paper // 10 rounds
+    assert (small().accumulate, small(operation="prod").accumulate) == ("sum", "product")
+    assert not hasattr(task, "oob")  # [NAU]'s clip makes its R_oob zero; no weight to carry
 
 
 @pytest.mark.parametrize("params, match", [
@@ -268,7 +288,19 @@ def test_defaults_follow_the_launch_scripts():
     assert ({"operation": "sum", "regulariser_z": 1.0}, ("nau", "nac")) in paper
     assert ({"operation": "prod", "regulariser_z": 1.0}, ("nmu",)) in paper
     assert SequentialMNIST.defaults({"operation": ["prod"]}, "quick") == \
-        [({"operation": "prod"}, ("nmu",))]
+        [({"operation": "prod", "reference_seeds": 3, "regulariser_z": 1.0}, ("nmu",))]
+    quick = small(operation="prod", reference_seeds=3)
+    assert quick.references()[0][2] == (0, 1, 2)  # the first 3 of [NAU]'s seeds
+    assert small().references()[0][2] == tuple(range(1, 10))
+    assert (small().params["reference_seeds"], small(operation="prod").params["reference_seeds"]) \
+        == (9, 10)  # "auto": [NAU]'s, a number in the record
+    for bad in (1, 11, "3", True):
+        with pytest.raises(TaskError, match=f"bad reference_seeds {bad!r}; expected 'auto'"):
+            small(operation="prod", reference_seeds=bad)
+    assert SequentialMNIST.defaults({}, "smoke") == [
+        ({"operation": "sum", "regulariser_z": 1.0}, ("nau",)),
+        ({"operation": "sum", "regulariser_z": 0.0}, ("lstm",)),
+        ({"operation": "prod", "regulariser_z": 1.0}, ("nmu",))]
 
 
 def test_suite_expands_each_operation_at_its_own_paper_steps():
