@@ -245,7 +245,7 @@ def cmd_run(args) -> int:
 
 
 def _stage_name(k: int, n: int) -> str:
-    return f"stage {k + 1}/{n}" + (" (references)" if k < n - 1 else "")
+    return f"stage {k + 1}/{n}" + (" (with the references)" if k < n - 1 else "")
 
 
 def _awaits_references(store: Store, spec, staged: suite.Stages) -> bool:

@@ -128,7 +128,7 @@ class SequentialMNIST(DigitSequences):
     # ---------------------------------------------------------------- parameters
     def validate(self) -> None:
         p = self.params
-        if p["operation"] not in OPERATIONS:
+        if not isinstance(p["operation"], str) or p["operation"] not in OPERATIONS:
             raise TaskError(f"unknown operation {p['operation']!r}; known: "
                             f"{', '.join(OPERATIONS)}")
         op = OPERATIONS[p["operation"]]
@@ -148,6 +148,10 @@ class SequentialMNIST(DigitSequences):
             raise TaskError(f"bad regulariser_z {rz!r}; expected a number >= 0 (0: off)")
         p["regulariser_z"] = float(rz)
         self.check_lengths_and_images()
+        if p["train_length"] not in self.test_lengths:  # its MSE is the interpolation error
+            raise TaskError(f"test_lengths {', '.join(map(str, self.test_lengths))} leave out "
+                            f"train_length={p['train_length']}; add it (its error is the "
+                            f"interpolation error)")
         self._check_thresholds()
         n, most = p["reference_seeds"], len(op.reference_seeds)
         if n == "auto":

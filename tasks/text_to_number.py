@@ -211,7 +211,7 @@ class TextToNumber(Task):
     def _apply_setting(self) -> None:
         """Fill the parameters a named setting fixes; refuse one set otherwise."""
         p = self.params
-        if p["setting"] not in SETTINGS:
+        if not isinstance(p["setting"], str) or p["setting"] not in SETTINGS:
             raise TaskError(f"unknown setting {p['setting']!r}; known: {', '.join(SETTINGS)}")
         for key, value in SETTINGS[p["setting"]].items():
             if p[key] != self.parameters[key] and p[key] != value:
@@ -232,7 +232,7 @@ class TextToNumber(Task):
             out = tuple(sorted({int(v) for v in values}))
             if any(isinstance(v, bool) or int(v) != v for v in values):
                 raise ValueError
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise TaskError(f"bad extrapolation_hundreds {value!r}; expected 'auto', 'none' "
                             f"or hundreds digits 1..9 (e.g. 8,9)") from None
         if not out or any(h < 1 or h > 9 for h in out) or len(out) > 3:

@@ -101,6 +101,28 @@ def test_any_param_value_exit_0_or_2_one_line(capsys, task_param, value):
             assert statuses and statuses <= {"ok", "diverged"}, (task, key, value, statuses)
 
 
+@pytest.mark.parametrize("task", sorted(tasks.TASKS))
+def test_every_param_refuses_every_word_with_a_task_error(task):
+    """Exhaustive over WORDS where the drawn test samples: each value of each parameter
+    builds the task or raises TaskError (the one-line refusal), never another exception."""
+    from tasks.base import TaskError
+
+    cls = tasks.TASKS[task]
+    crashes = []
+    for key in cls.parameters:
+        for word in WORDS:
+            try:
+                params = {**{k: cli._parse_value(v) for k, v in
+                             (p.split("=", 1) for p in FAST[task][1]) if k != key},
+                          key: cli._parse_value(word)}
+                cls(**params)
+            except TaskError:
+                pass
+            except Exception as e:  # noqa: BLE001 - any other exception is the finding
+                crashes.append(f"{key}={word!r}: {type(e).__name__}: {e}")
+    assert not crashes, crashes
+
+
 # ---------------------------------------------------------------- records
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),

@@ -133,7 +133,7 @@ def test_references_finish_before_the_runs_they_score_start(tmp_path, stand_in, 
     assert cli.main([*ARGS, "--results", str(results), "--executor", executor]) == 0
     out = capsys.readouterr().out
     assert "14 runs, 0 already done, 14 to train" in out
-    assert "stage 1/2 (references): 10 runs, 0 already done, 10 to train" in out
+    assert "stage 1/2 (with the references): 10 runs, 0 already done, 10 to train" in out
     assert "stage 2/2: 4 runs (4 ok); 4 scored against their references, 0 not" in out
     refs, runs = _records(results)
     assert len(refs) == 10 and len(runs) == 4
@@ -199,7 +199,7 @@ def test_interrupted_references_resume_and_only_then_the_runs_train(tmp_path, st
     assert cli.main([*ARGS, "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "14 runs, 3 already done, 11 to train" in out
-    assert "stage 1/2 (references): 10 runs, 3 already done, 7 to train" in out
+    assert "stage 1/2 (with the references): 10 runs, 3 already done, 7 to train" in out
     refs, runs = _records(results)
     assert len(refs) == 10
     _check_scored(refs, runs)

@@ -74,6 +74,8 @@ def test_regularisers_are_nau_s_ramp_scaled_to_the_budget():
 
 @pytest.mark.parametrize("params, match", [
     ({"operation": "div"}, "unknown operation 'div'; known: sum, prod"),
+    ({"operation": [1, 2]}, "unknown operation \\[1, 2\\]; known: sum, prod"),
+    ({"test_lengths": [1, 2]}, "test_lengths 1, 2 leave out train_length=10"),
     ({"simplification": "solved"}, "unknown simplification 'solved'; known: none, "
                                    "solved-accumulator, pass-through"),
     ({"regulariser_z": -1}, "bad regulariser_z -1"),
@@ -223,9 +225,9 @@ def test_thresholds_from_a_results_directory_of_reference_runs(tmp_path):
                       params=ref.params)
         (tmp_path / f"{rec['id']}.json").write_text(json.dumps(rec))
     # runs that are no reference: another operation, not solved, failed
-    other = _record(small(test_lengths=(1, 2)), {"mse_1": 9.0, "mse_2": 9.0}, seed=7,
-                    params={**small(test_lengths=(1, 2)).params,
-                            "simplification": "solved-accumulator"})
+    sum2 = small(train_length=2, test_lengths=(1, 2))
+    other = _record(sum2, {"mse_1": 9.0, "mse_2": 9.0}, seed=7,
+                    params={**sum2.params, "simplification": "solved-accumulator"})
     unsolved = _record(task, {"mse_1": 9.0, "mse_2": 9.0}, seed=8)
     failed = {**_record(ref, {}, seed=9, params=ref.params), "status": "error"}
     for rec in (other, unsolved, failed):
@@ -236,7 +238,7 @@ def test_thresholds_from_a_results_directory_of_reference_runs(tmp_path):
     m = scored.metrics(fit(scored, {L: y for L, (_, y) in scored.eval_sets.items()}))
     assert m["success"] is True and m["reference_runs"] == 3
     with pytest.raises(TaskError, match="1 finished solved-accumulator reference run"):
-        small(test_lengths=(1, 2), thresholds=str(tmp_path)).threshold_values  # noqa: B018
+        small(train_length=2, test_lengths=(1, 2), thresholds=str(tmp_path)).threshold_values  # noqa: B018
     with pytest.raises(TaskError, match="no such results directory"):
         small(thresholds=str(tmp_path / "none")).threshold_values  # noqa: B018
 
