@@ -47,7 +47,7 @@ def frame(records: Iterable[dict]) -> pd.DataFrame:
             df[col] = df[col].astype("boolean")
         elif kind in ("integer", "floating", "mixed-integer-float", "empty"):
             df[col] = df[col].astype(float)
-    return df
+    return df.copy()  # one block per dtype: the columns set one by one above fragment it
 
 
 def _fill_omitted(df: pd.DataFrame) -> None:
@@ -138,8 +138,9 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         schema.check_table(df)
     except schema.RecordError as err:
         raise ValueError(f"{str(path)!r} is not a results table: {err}") from None
-    for col in df.select_dtypes(include="object").columns:  # Arrow: lists come back as arrays
+    for col in df.select_dtypes(include=["object", "str"]).columns:  # Arrow: lists as arrays
         df[col] = df[col].map(_as_json)
+    df = df.copy()  # as `frame`'s
     df.attrs["corrupt"] = []
     return df
 
