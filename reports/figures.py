@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from contextlib import contextmanager
 from itertools import chain
 
@@ -36,14 +37,19 @@ def data_uri(png: bytes) -> str:
 
 @contextmanager
 def _figure(nrows: int, ncols: int, width: float = 4.0, height: float = 3.0,
-            bottom: float = 0.6, left: float = 0.85, **kw):
+            bottom: float = 0.6, left: float = 0.85, row_gap: float | None = None, **kw):
     """A grid of axes that is closed however drawing ends, so figures never pile up.
 
-    Margins are fixed in inches (bottom: room for rotated labels): a layout engine would
-    lay out every tick label once more, a third of the report's time."""
+    Margins are fixed in inches (bottom: room for rotated labels; row_gap: between rows of
+    panels, room for their labels and the next title): a layout engine would lay out every
+    tick label once more, a third of the report's time."""
     w, h = min(width * ncols, PAGE_INCHES), height * nrows
+    hspace = 0.4
+    if row_gap is not None and nrows > 1:  # matplotlib's gap is a fraction of a panel
+        panel = (h - bottom - 0.35 - row_gap * (nrows - 1)) / nrows
+        hspace = row_gap / panel
     grid = dict(left=left / w, right=1 - 0.15 / w, bottom=bottom / h, top=1 - 0.35 / h,
-                wspace=0.3, hspace=0.4)
+                wspace=0.3, hspace=hspace)
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(nrows, ncols, squeeze=False, dpi=DPI, figsize=(w, h),
                                  gridspec_kw=grid, **kw)
@@ -251,6 +257,9 @@ def frameworks(summary: pd.DataFrame) -> bytes | None:
         return _png(fig)
 
 
+LABEL_CHARS = 20  # a scoreboard column label's line, wrapped at spaces
+
+
 def scoreboard(cells: pd.DataFrame, value: str = "success") -> bytes | None:
     """Success rate (or ``value="extrapolation_normalised"``: the median normalised
     extrapolation error, coloured from 0 to 100 and beyond, lower better) as a heatmap,
@@ -261,17 +270,21 @@ def scoreboard(cells: pd.DataFrame, value: str = "success") -> bytes | None:
         return None
     rate = value == "success"
     columns = list(dict.fromkeys(cells["column"]))  # the caller's order: task by task
-    labels = [c.replace(" ", "\n", 1) for c in columns]  # task above its op: no rotation
+    labels = [textwrap.fill(c, LABEL_CHARS, break_long_words=False, break_on_hyphens=False)
+              for c in columns]  # the task above its op and parameters
     units, fws = sorted(cells["unit"].unique()), sorted(cells["framework"].unique())
     chars = max(len(line) for label in labels for line in label.split("\n"))
     lines = max(label.count("\n") + 1 for label in labels)
     left = 0.3 + 0.09 * max(map(len, units))
-    col = max(0.8, 0.085 * chars)
-    width, height = left + 0.2 + col * len(columns), 0.4 * len(units) + 0.55 + 0.2 * lines
+    upright = chars <= LABEL_CHARS and \
+        left + 0.2 + max(0.8, 0.085 * chars) * len(columns) <= PAGE_INCHES  # else on end
+    col = max(0.8, 0.085 * chars) if upright else max(0.8, 0.17 * lines + 0.1)
+    below = 0.2 * lines if upright else 0.075 * chars
+    width, height = left + 0.2 + col * len(columns), 0.4 * len(units) + 0.55 + below
     cmap = sns.color_palette("viridis" if rate else "viridis_r", as_cmap=True)
     text = (lambda v: f"{v:.0%}") if rate else (lambda v: f"{v:.3g}")  # noqa: E731
     with _figure(*_wrap(len(fws), width), width=width, height=height, left=left,
-                 bottom=0.2 * lines + 0.2) as (fig, axes):
+                 bottom=below + 0.2, row_gap=below + 0.55) as (fig, axes):
         _spare(axes, len(fws))
         for ax, fw in zip(axes.flat, fws):
             rows = cells[cells["framework"] == fw]
@@ -289,7 +302,7 @@ def scoreboard(cells: pd.DataFrame, value: str = "success") -> bytes | None:
                 ax.add_patch(matplotlib.patches.Rectangle((j, i), 1, 1, fill=False, hatch="//",
                                                           edgecolor="0.6", linewidth=0))
             ax.set(title=fw, xlabel="", ylabel="", facecolor="0.93")
-            ax.tick_params(axis="x", labelrotation=0, labelsize=9)
+            ax.tick_params(axis="x", labelrotation=0 if upright else 90, labelsize=9)
             ax.tick_params(axis="y", labelrotation=0)
             ax.grid(False)
         return _png(fig)

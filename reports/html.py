@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import itertools
 import os
 from pathlib import Path
 
@@ -209,12 +210,13 @@ def _board_columns(finished: pd.DataFrame) -> pd.Series:
                  else pd.Series("", index=rows.index)).transform("nunique")
                  if ranges else pd.Series(1, index=rows.index))
         pooled = pairs > MAX_RANGE_COLUMNS
-        varying = [c for c in ["budget", *params] if rows[c].astype(str).nunique() > 1]
+        varying = _naming(rows, [c for c in ["budget", *_by_task_order(task, params)]
+                                 if rows[c].astype(str).nunique() > 1])
         parts = [pd.Series(task, index=rows.index)]
         if op is not None:
             parts.append(op)
         for c in varying:
-            part = c.removeprefix("param_") + "=" + rows[c].astype(str)
+            part = c.removeprefix("param_") + "=" + rows[c].map(_short)
             parts.append(part.mask(pooled, "") if c in ranges else part)
         labels = [" ".join(v for v in vals if v) for vals in zip(*parts)]
         column.loc[rows.index] = [f"{label}, {n} range pairs" if pool else label
@@ -222,9 +224,43 @@ def _board_columns(finished: pd.DataFrame) -> pd.Series:
     return column
 
 
+def _by_task_order(task: str, params: list[str]) -> list[str]:
+    """The parameter columns in the order the task declares its parameters."""
+    import tasks
+
+    declared = list(getattr(tasks.TASKS.get(task), "parameters", {}))
+    return sorted(params, key=lambda c: (declared.index(c.removeprefix("param_"))
+                                         if c.removeprefix("param_") in declared
+                                         else len(declared)))
+
+
+def _naming(rows: pd.DataFrame, candidates: list[str]) -> list[str]:
+    """The fewest candidate columns (the first such set in candidate order) that tell apart
+    every combination all of them make: parameters that follow from another
+    (sequential_mnist's test lengths from its operation) stay out of the label."""
+    def told_apart(cols):
+        return rows[list(cols)].astype(str).agg("|".join, axis=1).nunique() if cols else 1
+
+    want = told_apart(candidates)
+    for k in range(min(len(candidates), 4) + 1):  # beyond 4: every candidate
+        for cols in itertools.combinations(candidates, k):
+            if told_apart(cols) == want:
+                return list(cols)
+    return candidates
+
+
+def _short(value) -> str:
+    """A parameter value as a label shows it: 10.0 -> 10 (a column with gaps is float)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _scoreboard(finished: pd.DataFrame) -> dict | None:
     """Success rate per model x (task, op) and framework: a heatmap, and beneath it the same
     cells with their 95% Wilson intervals, each column linking to its task's section."""
+    if "scored" in finished:  # a run with no bar to pass (a reference run, which makes one)
+        finished = finished[finished["scored"].astype("boolean").fillna(True)]
     if finished.empty:
         return None
     runs = finished.assign(column=_board_columns(finished),

@@ -106,6 +106,41 @@ def test_scoreboard_fits_the_page_and_stacks_panels():
     assert png_size(one)[0] < w1  # one panel, not two
 
 
+@pytest.mark.parametrize("labels", [
+    ["static_arithmetic add", "static_arithmetic sub", "grid_world"],
+    [f"static_arithmetic op{i}" for i in range(14)],  # upright, they would not fit across
+    ["static_arithmetic add", "grid_world", "text_to_number language=de",
+     *(f"sequential_mnist operation={op} simplification={s} regulariser_z={z}"
+       for op in ("sum", "prod") for s in ("none", "solved-accumulator") for z in (0, 1))],
+])
+def test_scoreboard_labels_can_all_be_read(monkeypatch, labels):
+    """No column label overlaps another, a cell or the panel below (the quick suite's long
+    sequential_mnist labels ran into each other in one band)."""
+    cells = board(len(labels)).assign(
+        column=lambda d: d["column"].map(dict(zip(dict.fromkeys(board(len(labels))["column"]),
+                                                  labels))))
+    boxes = {}
+
+    def measure(fig):
+        renderer = fig.canvas.get_renderer()
+        axes = [ax for ax in fig.axes if ax.get_visible()]
+        boxes["labels"] = [t.get_window_extent(renderer) for ax in axes
+                           for t in ax.get_xticklabels() if t.get_text()]
+        boxes["panels"] = [ax.get_window_extent(renderer) for ax in axes]
+        boxes["titles"] = [ax.title.get_window_extent(renderer) for ax in axes]
+        boxes["figure"] = fig.bbox
+        return b""
+
+    monkeypatch.setattr(figures, "_png", measure)
+    figures.scoreboard(cells)
+    labels_, others = boxes["labels"], boxes["panels"] + boxes["titles"]
+    assert len(labels_) == 2 * len(labels)  # every column labelled in both panels
+    for i, a in enumerate(labels_):
+        assert a.x0 >= 0 and a.y0 >= 0 and a.x1 <= boxes["figure"].x1  # on the figure
+        assert not [b for b in labels_[i + 1:] if a.overlaps(b)], "labels overlap"
+        assert not [b for b in others if a.overlaps(b)], "a label overlaps a panel or title"
+
+
 def test_range_pairs_heatmap_one_panel_per_op_and_framework():
     rows = [{"unit": unit, "framework": fw, "param_op": op, "status": status,
              "param_interpolation_range": rng, "success": success}

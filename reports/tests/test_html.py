@@ -90,6 +90,17 @@ def test_scoreboard_cells_links_and_marks(tmp_path):
     assert "of 4 runs (budget shorter than the published median solved-at step)" in board
 
 
+def test_scoreboard_leaves_out_runs_with_no_bar_to_pass(tmp_path):
+    """A reference run (sequential_mnist's solved accumulators: `scored` false) makes the
+    bar and is not scored against one; its 'success' false is no 0% on the scoreboard."""
+    runs = [record(seed=s, unit=u, op="add", scored=u == "nau", success=u == "nau")
+            for s in range(2) for u in ("nau", "nac")]
+    text = html.render(frame.frame(runs), tmp_path / "r.html").read_text()
+    board = text[text.index('<section id="scoreboard">'):text.index('<section id="overview">')]
+    assert 'title="nau torch on static_arithmetic add: 100%' in board
+    assert "nac torch on" not in board
+
+
 def test_scoreboard_columns_name_what_varies(tmp_path):
     runs = [record(seed=s, unit=u, op="add", params={"input_size": size})
             for s in range(2) for u in ("nau", "nac") for size in (2, 100)]
@@ -98,6 +109,19 @@ def test_scoreboard_columns_name_what_varies(tmp_path):
     board = board.replace("_<wbr>", "_")  # headings may break after an underscore
     assert ">static_arithmetic add input_size=2<" in board
     assert ">static_arithmetic add input_size=100<" in board
+
+
+def test_scoreboard_columns_name_only_parameters_that_tell_them_apart(tmp_path):
+    """hidden_size follows input_size here, as sequential_mnist's test lengths follow its
+    operation: the labels name input_size (declared first) and eps, not hidden_size."""
+    runs = [record(seed=s, unit="nau", op="add",
+                   params={"input_size": size, "hidden_size": hidden, "eps": eps})
+            for s in range(2) for size, hidden in ((2, 2), (100, 8)) for eps in (1e-7, 1e-4)]
+    text = html.render(frame.frame(runs), tmp_path / "r.html").read_text()
+    board = text[text.index('<section id="scoreboard">'):text.index('<section id="overview">')]
+    heads = re.findall(r"<th[^>]*><a[^>]*>([^<]+)</a>", board.replace("_<wbr>", "_"))
+    assert sorted(heads) == sorted(f"static_arithmetic add input_size={n} eps={e}"
+                                   for n in (2, 100) for e in (1e-7, 1e-4)), heads
 
 
 def test_many_range_pairs_share_one_column_per_op(tmp_path):
