@@ -1,5 +1,6 @@
-"""The static task's section: the base one, error against input magnitude, and the
-fidelity table: every published [NAU] cell beside this run's rate, with a verdict."""
+"""The static task's section: the base one, error against input magnitude, the fidelity
+table (every published [NAU] cell beside this run's rate, with a verdict) and the
+explainer's claim beside its runs."""
 from __future__ import annotations
 
 from pathlib import PurePosixPath
@@ -8,6 +9,7 @@ import pandas as pd
 
 from reports import figures, published
 from reports.html import base_section, figure, labelled, num, rate, step_text
+from reports.sections import explainer
 
 SOURCES = {"function_task_static": "main", "function_task_static_all": "all",
            "function_task_static_reproduce": "reproduce"}  # stable-nalu's paper/results/*.tex
@@ -62,5 +64,10 @@ def section(task: str, df: pd.DataFrame, curves: pd.DataFrame | None) -> dict:
         "Success rate per unit and interpolation range ([Primer]'s single-module figures): "
         "percent of seeds, one panel per op and framework", figures.range_pairs(single),
         anchor="range-pairs")
+    out["figures"] += figure(
+        "The explainer's experiment: test l2 loss of every seed per function and unit "
+        "(log10; a non-finite loss at the top of its panel), the explainer's figure dashed",
+        explainer.distribution(df))
     out["fidelity"] = _fidelity(df)
+    out["comparison"] = explainer.claim_table(df)
     return out
