@@ -34,7 +34,10 @@ ANSWERS = ("last", "every")
 CORES = ("readout", "accumulator")
 SIMPLIFICATIONS = (None, "solved-accumulator", "pass-through")
 ACCUMULATE = ("sum", "product")
-Z_UNITS = ("nau", "nmu")  # the units [NAU] defines R_z for
+# the units [NAU] defines R_z for: its NAU and NMU, and its NAC+ (stable_nalu/layer/nac.py
+# applies the NAU's form to W = tanh(W_hat) sigmoid(M_hat))
+Z_UNITS = ("nau", "nmu", "nac")
+Z_ADDITIVE = ("nau", "nac")  # R_z's NAU form; the NMU's otherwise
 INITS = ("suite", "nau")
 
 
@@ -111,13 +114,13 @@ class Core:
 
 
 def z_penalty(unit: str, w: np.ndarray, x_mean: np.ndarray) -> np.ndarray:
-    """[NAU]'s R_z per replica: mean over W (..., n_in, n_out) of (1 - |W|) x_mean^2 (NAU)
-    or (1 - W) (1 - x_mean)^2 (NMU), x_mean (..., n_in) the unit's inputs averaged over
-    the batch and every time step of a training step."""
+    """[NAU]'s R_z per replica: mean over the unit's weight W (..., n_in, n_out) of
+    (1 - |W|) x_mean^2 (NAU, NAC+) or (1 - W) (1 - x_mean)^2 (NMU), x_mean (..., n_in) the
+    unit's inputs averaged over the batch and every time step of a training step."""
     x = np.asarray(x_mean)[..., :, None]
     w = np.asarray(w)
-    return np.mean(((1 - np.abs(w)) * x ** 2) if unit == "nau" else ((1 - w) * (1 - x) ** 2),
-                   axis=(-2, -1))
+    return np.mean(((1 - np.abs(w)) * x ** 2) if unit in Z_ADDITIVE
+                   else ((1 - w) * (1 - x) ** 2), axis=(-2, -1))
 
 
 def start(core: Core, params: dict, shape: tuple[int, ...], n_out: int) -> tuple:

@@ -198,14 +198,17 @@ def test_torch_and_tf_train_alike(core):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("unit", ["nau", "nmu"])
+@pytest.mark.parametrize("unit", ["nau", "nmu", "nac"])
 def test_z_regulariser_matches_reference(framework, unit):
     """[NAU]'s R_z per replica: the unit's inputs [x_t, h_{t-1}] averaged over the batch and
-    every step, against the numpy spec (`digit_net.z_penalty`) on the same forward pass."""
+    every step, against the numpy spec (`digit_net.z_penalty`) on the same forward pass;
+    NAC+ on its weight tanh(W_hat) sigmoid(M_hat), as [NAU]'s nac.py."""
     core = Core(unit, "accumulator", z_weight=1.0, initial=1.0 if unit == "nmu" else 0.0)
     task, p = _core_params(core, 1, 2)
-    p["cell"]["W"] = np.random.default_rng(0).uniform(-1 if unit == "nau" else 0, 1,
-                                                      p["cell"]["W"].shape)
+    rng = np.random.default_rng(0)
+    for key in p["cell"]:
+        p["cell"][key] = rng.uniform(0 if unit == "nmu" else -1, 1, p["cell"][key].shape)
+    w = reference.nac_weight(p["cell"]) if unit == "nac" else p["cell"]["W"]
     rng = np.random.default_rng(1)
     images = rng.random((2, 3, 6, 8, 8)).astype(np.float32)
     trainer = trainer_module(framework).Trainer(p, core, images[0, 0], lr=1e-3)
@@ -213,7 +216,7 @@ def test_z_regulariser_matches_reference(framework, unit):
     h = digit_net.run(core, p, feats)
     prev = np.concatenate([np.full_like(h[..., :1, :], core.initial), h[..., :-1, :]], -2)
     x_mean = np.concatenate([feats, prev], -1).mean(axis=(1, 2))  # (R, 2)
-    expected = digit_net.z_penalty(unit, p["cell"]["W"], x_mean)
+    expected = digit_net.z_penalty(unit, w, x_mean)
     assert expected.shape == (2,) and expected.min() > 0
     _, z = trainer.net(trainer.tensor(images) if framework == "torch" else images, every=True)
     z = z.detach().numpy() if framework == "torch" else z.numpy()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.cnn import arch
-from models.digit_net import Core
+from models.digit_net import Z_ADDITIVE, Core
 from models.tf import cells, units
 from models.tf.base import TFTrainer, adam
 from models.tf.steps import padded
@@ -88,10 +88,10 @@ class Net(keras.layers.Layer):
         return y, (self.z_penalty(inputs / t) if core.z else None)
 
     def z_penalty(self, x_mean):
-        """`models.digit_net.z_penalty` on the unit's stored weight."""
-        w = self.cell.unit.W
+        """`models.digit_net.z_penalty` on the unit's weight."""
+        w = self.cell.unit.weight()
         x = x_mean[..., :, None]
-        return tf.reduce_mean(((1 - tf.abs(w)) * x ** 2) if self.core.unit == "nau"
+        return tf.reduce_mean(((1 - tf.abs(w)) * x ** 2) if self.core.unit in Z_ADDITIVE
                               else ((1 - w) * (1 - x) ** 2), axis=[-2, -1])
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.cnn import arch
-from models.digit_net import Core
+from models.digit_net import Z_ADDITIVE, Core
 from models.torch import cells, units
 from models.torch.base import TorchTrainer
 
@@ -84,10 +84,10 @@ class Net(nn.Module):
         return y, (self.z_penalty(inputs / t) if core.z else None)
 
     def z_penalty(self, x_mean):
-        """`models.digit_net.z_penalty` on the unit's stored weight."""
-        w = self.cell.unit.W
+        """`models.digit_net.z_penalty` on the unit's weight."""
+        w = self.cell.unit.weight()
         x = x_mean.unsqueeze(-1)
-        return (((1 - w.abs()) * x ** 2) if self.core.unit == "nau"
+        return (((1 - w.abs()) * x ** 2) if self.core.unit in Z_ADDITIVE
                 else ((1 - w) * (1 - x) ** 2)).mean(dim=(-2, -1))
 
 
