@@ -88,3 +88,20 @@ def test_section_draws_success_against_length_and_renders(runs, tmp_path):
     page = html.render(df, tmp_path / "report.html", curves=curves).read_text()
     assert "sequential MNIST success rates" in page and "success L=100" in page
     assert "Every static cell" not in page  # the static task's introduction stays its own
+
+
+def test_shipped_paper_sum_baseline_reads_with_its_verdicts():
+    """reports/baselines/sequential_mnist_sum.parquet: the paper-budget sum run on the
+    offline digits (docs/results.md), read as `report` reads it, with its fidelity."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "baselines" / "sequential_mnist_sum.parquet"
+    df = frame.load(path)
+    assert len(df) == 69 and set(df["status"]) == {"ok"} and set(df["framework"]) == {"tf"}
+    scored = section.scored(df)
+    assert len(scored) == 60 and set(scored["steps"]) == {2002}
+    fid = section.fidelity(df)
+    tested = fid[fid["runs"].notna()]
+    assert len(tested) == 7 and set(tested["verdict"]) == {"agrees"}
+    nau = tested[tested["model"] == "NAU (R_z)"].iloc[0]
+    assert (nau["successes"], nau["runs"]) == (6, 10)
