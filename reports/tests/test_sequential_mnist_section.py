@@ -90,18 +90,29 @@ def test_section_draws_success_against_length_and_renders(runs, tmp_path):
     assert "Every static cell" not in page  # the static task's introduction stays its own
 
 
-def test_shipped_paper_sum_baseline_reads_with_its_verdicts():
-    """reports/baselines/sequential_mnist_sum.parquet: the paper-budget sum run on the
-    offline digits (docs/results.md), read as `report` reads it, with its fidelity."""
+@pytest.mark.parametrize("operation, records, steps, verdicts, headline", [
+    ("sum", 69, 2002, {"NAU (R_z)": "agrees", "NAC+,R_z": "agrees", "NAC+": "agrees",
+                       "LSTM": "agrees", "NALU": "agrees"}, ("NAU (R_z)", 6)),
+    ("prod", 50, 8008, {"NMU (R_z)": "agrees", "LSTM": "differs", "NALU": "differs"},
+     ("NMU (R_z)", 10)),
+])
+def test_shipped_paper_baselines_read_with_their_verdicts(operation, records, steps,
+                                                          verdicts, headline):
+    """reports/baselines/sequential_mnist_{sum,prod}.parquet: the paper-budget runs on the
+    offline digits (docs/results.md), read as `report` reads them, with their fidelity."""
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "baselines" / "sequential_mnist_sum.parquet"
+    path = (Path(__file__).resolve().parents[1] / "baselines"
+            / f"sequential_mnist_{operation}.parquet")
     df = frame.load(path)
-    assert len(df) == 69 and set(df["status"]) == {"ok"} and set(df["framework"]) == {"tf"}
+    assert len(df) == records and set(df["status"]) == {"ok"}
+    assert set(df["framework"]) == {"tf"} and set(df["param_operation"]) == {operation}
     scored = section.scored(df)
-    assert len(scored) == 60 and set(scored["steps"]) == {2002}
+    assert len(scored) == records - (9 if operation == "sum" else 10)
+    assert set(scored["steps"]) == {steps}
     fid = section.fidelity(df)
     tested = fid[fid["runs"].notna()]
-    assert len(tested) == 7 and set(tested["verdict"]) == {"agrees"}
-    nau = tested[tested["model"] == "NAU (R_z)"].iloc[0]
-    assert (nau["successes"], nau["runs"]) == (6, 10)
+    assert dict(zip(tested["model"], tested["verdict"])) == verdicts
+    model, successes = headline
+    cell = tested[tested["model"] == model].iloc[0]
+    assert (cell["successes"], cell["runs"]) == (successes, 10)
