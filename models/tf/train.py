@@ -13,6 +13,12 @@ _SEQ = tf.TensorSpec([None, None, None, None], tf.float32)
 _SET = tf.TensorSpec([None, None, None], tf.float32)
 
 
+def _one_set(xs, ys) -> bool:
+    """Whether a numpy chunk repeats one set at every step (stride 0 along the steps)."""
+    return (isinstance(xs, np.ndarray) and isinstance(ys, np.ndarray) and xs.ndim == 4
+            and xs.strides[0] == 0 and ys.strides[0] == 0)
+
+
 class Trainer(TFTrainer):
     """One Adam over every replica; the loss is summed over replicas so each
     replica's gradient is its own. T steps run as one compiled while-loop; with
@@ -52,18 +58,26 @@ class Trainer(TFTrainer):
     def prepare(self, xs: np.ndarray, ys: np.ndarray) -> dict:
         """A chunk padded and copied into tensors, on the data thread (models/engine.py):
         the copy (30 MB a chunk with 64 seeds' own inputs) then overlaps training instead of
-        starting each call of the step loop."""
+        starting each call of the step loop. A chunk whose steps are one set (numpy stride 0
+        along the steps: `models.explainer.FixedBatches`) is copied once, not per step."""
         with tf.device(self.device):
+            if _one_set(xs, ys):
+                x, y = self._train_fixed.stage(xs[0], ys[0])
+                return {"xs": x, "ys": y, "steps": xs.shape[0], "one_set": True}
             xs_t, ys_t = self._train.stage(xs, ys)
         return {"xs": xs_t, "ys": ys_t, "steps": xs.shape[0]}
 
-    def train(self, xs, ys, lams: np.ndarray, steps: int | None = None) -> None:
-        """``steps`` of the chunk (xs, ys), numpy arrays or `prepare`'s padded tensors;
-        lams (T, layers) or per replica (T, R, layers)."""
+    def train(self, xs, ys, lams: np.ndarray, steps: int | None = None,
+              one_set: bool = False) -> None:
+        """``steps`` of the chunk (xs, ys), numpy arrays or `prepare`'s padded tensors
+        (``one_set``: the one set every step trains on); lams (T, layers) or per replica
+        (T, R, layers)."""
         if lams.ndim == 2:  # one signature: the loop always takes per-replica weights
             lams = np.broadcast_to(lams[:, None, :], (len(lams), self.replicas, lams.shape[1]))
+        if not one_set and _one_set(xs, ys):
+            xs, ys, one_set = xs[0], ys[0], True
         with tf.device(self.device):
-            self._train(xs, ys, lams, steps=steps)
+            (self._train_fixed if one_set else self._train)(xs, ys, lams, steps=steps)
 
     def errors(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000,
                own: bool = False) -> np.ndarray:
