@@ -14,6 +14,9 @@ def pytest_addoption(parser):
                     help="frameworks the benchmark suite runs (default: torch,tf)")
     group.addoption("--arith-results", default=None,
                     help="results directory for `pytest benchmarks/` (default: a temp dir)")
+    group.addoption("--throughput", action="store_true",
+                    help="also run the throughput comparisons with the plain one-seed loop "
+                         "(minutes; docs/performance.md)")
     group.addoption("--throughput-steps", type=int, default=1000,
                     help="training steps per throughput case (default: 1000)")
     group.addoption("--throughput-seeds", type=int, default=64,

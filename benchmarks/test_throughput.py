@@ -2,9 +2,11 @@
 
 Each case trains SEEDS seeds of one model as one program on the static protocol and
 is timed by pytest-benchmark; `extra_info` carries seeds, steps, seed-steps/s,
-samples/s and the ratio to `../shared/perf/plain_loop.py` run in the same session.
-Sizes: --throughput-seeds (64) and --throughput-steps (1000); docs/performance.md's table is
-`pytest benchmarks/test_throughput.py --throughput-steps 3000 --benchmark-json FILE`.
+samples/s and the ratio to `benchmarks.plain_loop` run in the same session.
+The comparisons run with --throughput (they take minutes, so the test command leaves them
+out); sizes: --throughput-seeds (64) and --throughput-steps (1000). docs/performance.md's
+table is `pytest benchmarks/test_throughput.py --throughput --throughput-steps 3000
+--benchmark-json FILE`.
 """
 from __future__ import annotations
 
@@ -23,10 +25,10 @@ def size(pytestconfig):
 
 
 @pytest.fixture(scope="module")
-def plain_loop_rate(size):
+def plain_loop_rate(pytestconfig, size):
     """seed-steps/s of the plain loop per model, measured once per session."""
-    if not throughput.PLAIN_LOOP.exists():
-        pytest.skip(f"{throughput.PLAIN_LOOP} not found")
+    if not pytestconfig.getoption("--throughput"):
+        pytest.skip("the comparisons with the plain loop run with --throughput (minutes)")
     pytest.importorskip("torch")
     return {model: throughput.plain_loop(model, size[1]) for model in MODELS}
 

@@ -1,8 +1,9 @@
 """Training throughput on the static task's protocol, and the conventional loop to compare.
 
-Measured like `../shared/perf/plain_loop.py`: 100 inputs, batch 128, fresh data every
-step, evaluation every 1000 steps on 10,000 + 10,000 samples; time from the start of
-training to its end (data, evaluation and compilation included; imports excluded).
+Measured as `benchmarks.plain_loop` (the conventional one-seed loop) measures: 100
+inputs, batch 128, fresh data every step, evaluation every 1000 steps on 10,000 + 10,000
+samples; time from the start of training to its end (data, evaluation and compilation
+included; imports excluded).
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from pathlib import Path
 
 from benchmarks import runner, suite
 
-PLAIN_LOOP = Path(__file__).resolve().parents[1].parent / "shared" / "perf" / "plain_loop.py"
 PROTOCOL = replace(suite.BUDGETS["paper"], name="throughput", lr=1e-3)
 
 
@@ -59,11 +59,10 @@ def measure_program(model: str, framework: str, seeds: int, steps: int,
 
 
 def plain_loop(model: str, steps: int, seeds: int = 2, op: str = "add") -> float:
-    """seed-steps/s of the conventional one-seed-at-a-time PyTorch loop (a script beside
-    the repository, ``PLAIN_LOOP``, when present)."""
-    if not PLAIN_LOOP.exists():
-        raise FileNotFoundError(f"{PLAIN_LOOP} not found (it lives in ../shared/perf)")
-    out = subprocess.run([sys.executable, str(PLAIN_LOOP), "--unit", model, "--op", op,
-                          "--steps", str(steps), "--seeds", str(seeds)],
-                         capture_output=True, text=True, check=True).stdout
+    """seed-steps/s of the conventional one-seed-at-a-time PyTorch loop
+    (`benchmarks.plain_loop`), in a process of its own as a researcher would run it."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.plain_loop", "--unit", model,
+                          "--op", op, "--steps", str(steps), "--seeds", str(seeds)],
+                         capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
     return float(re.findall(r"seed_steps_per_s=([0-9.]+)", out)[-1])
