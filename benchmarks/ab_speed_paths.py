@@ -1,7 +1,7 @@
 """In-process interleaved A/B of the torch static trainer's speed paths (docs/performance.md).
 
-``python -m benchmarks.ab_speed_paths MODEL ARMS PAIRS STEPS [common]``: trains 64 seeds
-of MODEL on the throughput protocol once per arm and pair, in alternating order, and sums
+``python -m benchmarks.ab_speed_paths MODEL ARMS PAIRS STEPS [common]``: trains ``SEEDS``
+seeds of MODEL on the throughput protocol once per arm and pair, in alternating order, and sums
 the main thread's CPU time in ``Trainer._train`` (the data thread and other processes
 excluded, so a loaded machine disturbs it less than wall time). Arms: ``A`` (the trainer
 as it is), ``public_adam`` (``torch.optim.Adam(fused=True)`` instead of ``ReplicaAdam``),
@@ -14,6 +14,8 @@ import sys
 import time
 
 import numpy as np
+
+SEEDS = 64  # seeds per run: the throughput protocol's default program size
 
 
 def _plain_steps(trainer, xs, ys, lams, log_xs) -> None:
@@ -56,7 +58,7 @@ def main(argv: list[str]) -> int:
             step(self, xs, ys, lams, log_xs)
         spent[arm[0]][-1] += time.thread_time() - began
 
-    specs = suite.expand(["static_arithmetic"], [model], ["torch"], list(range(64)), PROTOCOL,
+    specs = suite.expand(["static_arithmetic"], [model], ["torch"], list(range(SEEDS)), PROTOCOL,
                          {"op": ["add"]}, common_data=common, steps=steps)
     train.Trainer.__init__, train.Trainer._train = patched_init, timed_train
     try:
@@ -71,7 +73,7 @@ def main(argv: list[str]) -> int:
     for a in arms:
         print(f"{model} {'common' if common else 'own'} {a}: training CPU s per run "
               f"{[round(x, 2) for x in spent[a]]}, median {np.median(spent[a]):.2f}, "
-              f"{np.median(spent[a]) / base:.3f}x {arms[0]}")
+              f"ratio to {arms[0]} {np.median(spent[a]) / base:.3f}")
     return 0
 
 
