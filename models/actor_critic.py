@@ -29,6 +29,12 @@ backpropagation from the stored state at its start), clipped to a global norm of
 sparsity regulariser here). Seeds of a group train one after another: the framework
 LSTM cells have no replica axis. Evaluation is greedy on the task's fixed episodes,
 every ``eval_interval`` updates; the final agent is the one reported.
+
+Checkpoints (`models.checkpoint`, one per seed of a group): at update boundaries, every
+few minutes, when a stop is requested and when the seed ends, the agent and Adam, the
+environments' `snapshot`, the action stream, the rollout's carried arrays (observation,
+state, the policy and value already computed for the next step) and the curve so far. A
+resumed seed continues bit for bit; a finished one is not trained again.
 """
 from __future__ import annotations
 
@@ -160,30 +166,54 @@ def _run(task, spec, progress):
     obs, _ = env.reset(seed=int(np.random.default_rng([spec.seed, DATA_STREAM]).integers(2**31)))
     rng = np.random.default_rng([spec.seed, ACTION_STREAM])
     n, B = p["n_steps"], spec.batch_size
-    curve = {"step": [], "interpolation": [], "extrapolation": []}
-    status, reason = "ok", ""
+    loop = {"curve": {"step": [], "interpolation": [], "extrapolation": []},
+            "untrained": None,  # the agent's per-T curve at step 0: the normalised errors' scale
+            "status": "ok", "reason": "", "updates": 0, "seconds": 0.0}
     evaluated_at = set(engine.evaluation_steps(spec.steps, spec.eval_interval).tolist())
-
-    untrained = {}  # the agent's per-T curve at step 0: the normalised errors' scale
 
     def record(step):
         T, reward, early = evaluate(agent, task)
-        untrained.setdefault("by_T", task.by_T(T, reward, early))
+        if loop["untrained"] is None:
+            loop["untrained"] = task.by_T(T, reward, early)
         interp, extrap = task.failure_rates(T, reward)
-        curve["step"].append(step)
-        curve["interpolation"].append(interp)
-        curve["extrapolation"].append(extrap)
+        for key, value in (("step", step), ("interpolation", interp),
+                           ("extrapolation", extrap)):
+            loop["curve"][key].append(value)
 
+    saver = checkpoint.for_fit()  # one checkpoint per seed: a finished seed's is kept
+    header = {"seed": spec.seed, "updates": spec.steps, "envs": B,
+              "versions": checkpoint.versions(agent)}
     start = time.perf_counter()
-    record(0)
-    state = agent.zero_state(B)
-    logits, value, next_state = agent.act(obs, state)
+    saved = _restore(saver, header, agent, env, rng, loop) if saver else None
+    if saved is None:
+        record(0)
+        state = agent.zero_state(B)
+        logits, value, next_state = agent.act(obs, state)
+    else:
+        obs, state, logits, value, next_state = saved
+        if progress:
+            progress(loop["updates"])
+    before = loop["seconds"]
+
+    def save():
+        loop["seconds"] = before + time.perf_counter() - start
+        saver.save(header, {"loop": loop, "agent": agent.get_state(), "env": env.snapshot(),
+                            "actions": rng.bit_generator.state, "obs": obs,
+                            "state": list(state), "logits": logits, "value": value,
+                            "next_state": list(next_state)})
+
+    begun = loop["updates"]
     obs_buf = np.empty((n, B, N_OBS), np.float32)
     act_buf = np.empty((n, B), np.int64)
     rew_buf = np.empty((n, B), np.float32)
     done_buf = np.empty((n, B), np.float32)
-    for step in range(1, spec.steps + 1):
-        if checkpoint.stop_requested():  # no checkpoint here: the group restarts on a rerun
+    finished = loop["status"] != "ok" or begun == spec.steps
+    while not finished:
+        step = loop["updates"] + 1
+        stop = checkpoint.stop_requested()
+        if saver is not None and step > begun + 1 and (stop or saver.due()):
+            save()
+        if stop:
             raise checkpoint.Interrupted(f"stopped before update {step:,} of {spec.steps:,}")
         first_state = state
         for t in range(n):
@@ -197,24 +227,51 @@ def _run(task, spec, progress):
             logits, value, next_state = agent.act(obs, state)
         returns = n_step_returns(rew_buf, done_buf, value, p["gamma"])
         losses = agent.update(obs_buf, act_buf, returns, 1.0 - done_buf, first_state)
+        loop["updates"] = step
         if progress:
             progress(1)
         if not all(np.isfinite(v) for v in losses.values()) or not np.isfinite(logits).all():
-            status, reason = "diverged", f"non-finite loss or policy at step {step}"
-            break
-        if step in evaluated_at:
+            loop["status"], loop["reason"] = "diverged", f"non-finite loss or policy at step {step}"
+            if progress:
+                progress(spec.steps - step)
+        elif step in evaluated_at:
             record(step)
-    seconds = time.perf_counter() - start
-    if status == "ok":
+        finished = loop["status"] != "ok" or step == spec.steps
+        if finished and saver is not None:
+            save()
+    seconds = before + time.perf_counter() - start
+    if loop["status"] == "ok":
         T, reward, early = evaluate(agent, task)
-        metrics = task.headline(task.by_T(T, reward, early), untrained["by_T"])
+        metrics = task.headline(task.by_T(T, reward, early), loop["untrained"])
     else:
         metrics = {"success": False, "interpolation_mse": float("nan"),
                    "extrapolation_mse": float("nan")}
-        if progress:
-            progress(spec.steps - step)
     metrics["random_success"] = task.random_success()
-    return {"status": status, "reason": reason, "metrics": metrics, "curve": curve}, seconds
+    return {"status": loop["status"], "reason": loop["reason"], "metrics": metrics,
+            "curve": loop["curve"]}, seconds
+
+
+def _restore(saver, header, agent, env, rng, loop):
+    """A seed's checkpoint into the agent, the environments, the action stream and ``loop``;
+    the rollout's carried arrays (obs, state, logits, value, next state), or None (nothing
+    changed) when there is none or it is not this program's."""
+    saved = saver.load(header)
+    if saved is None:
+        return None
+    env_before, rng_before = env.snapshot(), rng.bit_generator.state
+    try:
+        carried = (saved["obs"], tuple(saved["state"]), saved["logits"], saved["value"],
+                   tuple(saved["next_state"]))
+        env.restore(saved["env"])
+        rng.bit_generator.state = saved["actions"]
+        agent.set_state(saved["agent"])  # last: it checks every shape before it changes any
+    except (ValueError, KeyError, TypeError) as err:
+        env.restore(env_before)
+        rng.bit_generator.state = rng_before
+        saver.reject(err)
+        return None
+    loop.update(saved["loop"])
+    return carried
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

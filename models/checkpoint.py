@@ -14,11 +14,11 @@ program, other versions, other shapes) is named on stderr, set aside as ``*.reje
 the program starts fresh.
 
 The runner names the group being trained (`active`); each `engine.fit` inside it takes the
-group's next part (`for_fit`): a loop that trains its seeds one after another (the digit
-tasks) has one checkpoint per seed, and a finished seed's final checkpoint lets a resumed
-group skip it. Stopping is cooperative: `request_stop` (the CLI's SIGINT and SIGTERM
-handlers, a Dask worker asked to stop) makes every running fit save at its next chunk
-boundary and raise `Interrupted`.
+group's next part (`for_fit`): a loop that trains its seeds one after another (the grid
+world's, which saves its own state through `Checkpoint`) has one checkpoint per seed, and
+a finished seed's final checkpoint lets a resumed group skip it. Stopping is cooperative:
+`request_stop` (the CLI's SIGINT and SIGTERM handlers, a Dask worker asked to stop) makes
+every running fit save at its next chunk boundary and raise `Interrupted`.
 """
 from __future__ import annotations
 

@@ -239,6 +239,24 @@ class BatchedGridTiming(VectorEnv):
         self.T = np.array(T, dtype=np.int64)
         self.t = np.zeros(self.num_envs, np.int64) if t is None else np.array(t, np.int64)
 
+    def snapshot(self) -> dict:
+        """Everything the next steps depend on (episodes, their clocks, fixed T, the random
+        state): what a training checkpoint keeps; `restore` puts it back."""
+        return {"agent": self.agent.copy(), "target": self.target.copy(), "T": self.T.copy(),
+                "t": self.t.copy(), "fixed_T": None if self._fixed_T is None
+                else self._fixed_T.copy(), "random": self._np_random.bit_generator.state}
+
+    def restore(self, snapshot: dict) -> None:
+        """The environments as `snapshot` saw them: the same steps follow, bit for bit."""
+        shape = (self.num_envs,)
+        if np.shape(snapshot["T"]) != shape or np.shape(snapshot["agent"]) != shape + (2,):
+            raise ValueError(f"a snapshot of {len(snapshot['T'])} environments, not "
+                             f"{self.num_envs}")
+        self.set_state(snapshot["agent"], snapshot["target"], snapshot["T"], snapshot["t"])
+        fixed = snapshot["fixed_T"]
+        self._fixed_T = None if fixed is None else np.array(fixed, np.int64)
+        self._np_random.bit_generator.state = snapshot["random"]
+
     def _new_episodes(self, mask: np.ndarray) -> None:
         n = int(mask.sum())
         if not n:

@@ -25,6 +25,8 @@ CASES = {
                                                      "input_size": [10], "eval_size": [200]}),
     "static": ("static_arithmetic", "nau", {"op": ["add"], "input_size": [10],
                                             "eval_size": [200]}),
+    # seeds one after another, each with its own checkpoint (its A2C loop, not engine.fit)
+    "grid": ("grid_world", "lstm+nau", {"eval_episodes": [2], "test_T": [[1, 20]]}),
 }
 
 
@@ -80,6 +82,24 @@ def test_resume_is_bit_for_bit(case, framework, tmp_path):
     if "reinit" in case:
         assert all(r["metrics"]["reinitialisations"] > 0 for r in plain)
     assert progress_calls < len(calls), "the resumed run reports the steps done before at once"
+
+
+@pytest.mark.parametrize("where", ["first seed", "second seed"])
+def test_grid_world_resumes_bit_for_bit_and_skips_a_finished_seed(where, framework, tmp_path):
+    if registry.framework_missing(framework):
+        pytest.skip(registry.framework_missing(framework))
+    group = specs_of("grid", framework, steps=40)
+    plain = runner.run_group(group)
+    assert [r["status"] for r in plain] == ["ok", "ok"], plain[0]["reason"]
+    plan = checkpoint.Plan(str(tmp_path / "ckpt"), every=1e-9)
+    # one progress call an update; the stop comes after update 25 of the first or second seed
+    stop_after = {"first seed": 25, "second seed": 40 + 25}[where]
+    resumed, progress_calls = interrupted_then_resumed(group, plan, stop_after)
+    assert [comparable(r) for r in resumed] == [comparable(r) for r in plain]
+    # the rerun reports a seed's saved updates in one call and trains only the rest: the
+    # first seed's final checkpoint spares it a second training
+    assert progress_calls == {"first seed": 1 + 15 + 40, "second seed": 1 + 1 + 15}[where]
+    assert [r["train_seconds"] > 0 for r in resumed] == [True, True]
 
 
 def test_a_checkpoint_of_another_program_is_set_aside(framework, tmp_path, capsys):

@@ -37,6 +37,26 @@ def adam(lr: float, variables) -> keras.optimizers.Adam:
     return opt
 
 
+def variables_state(variables, opt) -> dict:
+    """``variables`` and Adam's (its iteration count, learning rate and moments) as numpy
+    copies: what a checkpoint keeps."""
+    return {"tensors": [v.numpy().copy() for v in variables],
+            "adam": [v.numpy().copy() for v in opt.variables]}
+
+
+def assign_state(variables, opt, state: dict, device: str) -> None:
+    """`variables_state`'s arrays assigned back, bit for bit; every shape is checked first (a
+    ValueError changes nothing)."""
+    pairs = [(v, value) for vs, values in ((variables, state["tensors"]),
+                                           (opt.variables, state["adam"]))
+             for v, value in zip(vs, values, strict=True)]
+    if any(tuple(v.shape) != np.shape(value) for v, value in pairs):
+        raise ValueError("its weights or Adam state have other shapes")
+    with tf.device(device):
+        for v, value in pairs:
+            v.assign(value)
+
+
 class TFTrainer:
     """Base of the TensorFlow trainers. A subclass sets ``self.net`` (with ``units``, the
     layers `params`, `reinit` and the regularisers handle, and ``project_``), ``self.vars``
@@ -77,23 +97,12 @@ class TFTrainer:
 
     def get_state(self) -> dict:
         """What a checkpoint keeps (`models.checkpoint`): every variable of ``self.net``
-        and of Adam (its iteration count, learning rate and moments) as numpy copies."""
-        return {"tensors": [v.numpy().copy() for v in self.net.variables],
-                "adam": [v.numpy().copy() for v in self.opt.variables]}
+        and of Adam (`variables_state`)."""
+        return variables_state(self.net.variables, self.opt)
 
     def set_state(self, state: dict) -> None:
-        """`get_state`'s arrays assigned back, bit for bit; every shape is checked first (a
-        ValueError changes nothing)."""
-        pairs = [(v, value) for variables, values in ((self.net.variables, state["tensors"]),
-                                                      (self.opt.variables, state["adam"]))
-                 for v, value in zip(variables, values, strict=True)]
-        if any(tuple(v.shape) != np.shape(value) for v, value in pairs):
-            raise ValueError("its weights or Adam state have other shapes")
-        with tf.device(self.device):
-            for variables, values in ((self.net.variables, state["tensors"]),
-                                      (self.opt.variables, state["adam"])):
-                for v, value in zip(variables, values, strict=True):
-                    v.assign(value)
+        """`get_state`'s arrays assigned back (`assign_state`)."""
+        assign_state(self.net.variables, self.opt, state, self.device)
 
     def reinit(self, mask: np.ndarray, layers: list[dict[str, np.ndarray] | None],
                keep_moments: bool = False) -> None:

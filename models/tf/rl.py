@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.tf.base import adam, device_name
+from models.tf.base import adam, assign_state, device_name, variables_state
 from models.tf.units import keras, make, tf
 
 
@@ -113,3 +113,14 @@ class Agent:
                         for k, v in self.unit.get_params().items()})
         out.update({k: f(v) for k, v in self.heads.items()})
         return out
+
+    def _all_variables(self) -> list:
+        return [*self.lstm.variables, *(self.unit.variables if self.unit else []),
+                *self.heads.values()]
+
+    def get_state(self) -> dict:
+        """What a checkpoint keeps (`models.checkpoint`): every variable and Adam's."""
+        return variables_state(self._all_variables(), self.opt)
+
+    def set_state(self, state: dict) -> None:
+        assign_state(self._all_variables(), self.opt, state, self.device)

@@ -56,12 +56,18 @@ class TorchTrainer:
     def params(self) -> list[dict[str, np.ndarray]]:
         return [layer.get_params() for layer in self.layers]
 
+    def _stateful(self) -> torch.nn.Module:
+        """The module whose tensors a checkpoint keeps: ``self.net``, or the trainer itself
+        where it is the module (the grid world's agent)."""
+        return self.net if hasattr(self, "net") else self
+
     def get_state(self) -> dict:
-        """What a checkpoint keeps (`models.checkpoint`): every tensor of ``self.net`` as
+        """What a checkpoint keeps (`models.checkpoint`): every tensor of the network as
         stored and each one's Adam state (step, moments) as numpy copies, bit for bit."""
-        tensors = list(self.net.parameters()) + list(self.net.buffers())
+        net = self._stateful()
+        tensors = list(net.parameters()) + list(net.buffers())
         opt = [{k: v.detach().cpu().numpy().copy() for k, v in self.opt.state.get(p, {}).items()
-                if torch.is_tensor(v)} for p in self.net.parameters()]
+                if torch.is_tensor(v)} for p in net.parameters()]
         return {"tensors": [t.detach().cpu().numpy().copy() for t in tensors], "adam": opt}
 
     @torch.no_grad()
@@ -69,8 +75,9 @@ class TorchTrainer:
         """`get_state`'s arrays back in place (views on the tensors stay valid); Adam's state
         is created where the optimiser has none yet (torch.optim.Adam makes it lazily).
         Every shape is checked first: a ValueError changes nothing."""
-        tensors = list(self.net.parameters()) + list(self.net.buffers())
-        params = list(self.net.parameters())
+        net = self._stateful()
+        params = list(net.parameters())
+        tensors = params + list(net.buffers())
         expected = [(tuple(t.shape), str(t.dtype).removeprefix("torch.")) for t in tensors]
         got = [(tuple(np.shape(v)), str(np.asarray(v).dtype)) for v in state["tensors"]]
         moments = [(tuple(p.shape), tuple(np.shape(v))) for p, saved in
@@ -80,7 +87,7 @@ class TorchTrainer:
             raise ValueError("its weights or Adam moments have other shapes or types")
         for t, value in zip(tensors, state["tensors"], strict=True):
             t.copy_(torch.as_tensor(value))
-        for p, saved in zip(self.net.parameters(), state["adam"], strict=True):
+        for p, saved in zip(params, state["adam"], strict=True):
             current = self.opt.state.get(p)
             if current:
                 for k, value in saved.items():

@@ -152,6 +152,31 @@ def test_batched_follows_the_rules_of_the_single_env():
     assert batched.T.min() >= 1  # the finished ones were reset: same-step autoreset
 
 
+@pytest.mark.parametrize("fixed", [False, True])
+def test_a_snapshot_restores_the_same_steps(fixed):
+    """What a training checkpoint keeps of the environments: restored into a fresh batch,
+    the same actions give the same episodes, rewards and new placements."""
+    rng = np.random.default_rng(0)
+    env = BatchedGridTiming(64, t_range=(1, 10))
+    env.reset(seed=3, options={"T": rng.integers(1, 11, size=64)} if fixed else None)
+    for _ in range(7):
+        env.step(rng.integers(0, 5, size=64))
+    snap = env.snapshot()
+    actions = rng.integers(0, 5, size=(30, 64))
+    first = [env.step(a) for a in actions]
+    other = BatchedGridTiming(64, t_range=(1, 10))
+    other.reset(seed=99)
+    other.restore(snap)
+    again = [other.step(a) for a in actions]
+    for (o1, r1, d1, _, _), (o2, r2, d2, _, _) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(d1, d2)
+    assert sum(d.sum() for _, _, d, _, _ in first) > 64, "episodes ended and were redrawn"
+    with pytest.raises(ValueError, match="a snapshot of 64 environments, not 8"):
+        BatchedGridTiming(8).restore(snap)
+
+
 def test_autoreset_keeps_fixed_T_and_random_policy_rarely_wins():
     env = BatchedGridTiming(4, t_range=(1, 10))
     env.reset(seed=0, options={"T": np.array([1, 2, 30, 40])})
