@@ -80,7 +80,7 @@ class Agent:
         a = np.asarray(a, dtype)
         return np.concatenate([a] * self._copies) if self._copies > 1 else a
 
-    def _update_graph(self, obs, actions, returns, masks, h, c, a):
+    def _update_graph(self, obs, actions, returns, masks, h, c, a, value_coef, entropy_coef):
         with tf.GradientTape() as tape:
             logits, values = [], []
             for t in range(obs.shape[1]):  # the rollout length is fixed: unrolled once
@@ -97,7 +97,7 @@ class Agent:
             policy = -tf.reduce_mean(chosen * advantage, steps)
             value = 0.5 * tf.reduce_mean(tf.square(returns - values), steps)
             entropy = -tf.reduce_mean(tf.reduce_sum(tf.exp(logp) * logp, -1), steps)
-            loss = policy + self.value_coef * value - self.entropy * entropy
+            loss = policy + value_coef * value - entropy_coef * entropy
             total = tf.reduce_sum(loss)
         grads = tape.gradient(total, [v.value for v in self.variables])
         self.opt.apply_gradients(zip(self._clip(grads), self.variables))
@@ -118,8 +118,11 @@ class Agent:
         """One A2C step of every replica on its rollout (R, n, B, ...) started from
         ``state``; the losses per replica, (R,) each."""
         with tf.device(self.device):
+            # the coefficients as inputs, not constants: Grappler folds a constant one into
+            # the mean's 1 / (n B) by a path that rounds differently with R
             out = self._update(self._in(obs), self._in(actions, np.int32), self._in(returns),
-                               self._in(masks), *(self._in(s) for s in state))
+                               self._in(masks), *(self._in(s) for s in state),
+                               np.float32(self.value_coef), np.float32(self.entropy))
         return dict(zip(("loss", "policy", "value", "entropy"), out.numpy()[:, :self.replicas]))
 
     def params(self) -> dict[str, np.ndarray]:
