@@ -187,9 +187,7 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
     rngs = [np.random.default_rng([s.seed, ACTION_STREAM]) for s in specs]
     loop = {"curves": [{"step": [], "interpolation": [], "extrapolation": []} for _ in specs],
             "untrained": None,  # per replica, the per-T curve at step 0: the normalised scale
-            "status": ["ok"] * R, "reason": [""] * R,
-            "stopped": [None] * R,  # the update at which a replica diverged
-            "updates": 0, "seconds": 0.0}
+            "status": ["ok"] * R, "reason": [""] * R, "updates": 0, "seconds": 0.0}
     evaluated_at = set(engine.evaluation_steps(first.steps, first.eval_interval).tolist())
 
     def record(step):
@@ -261,7 +259,7 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
         finite = np.isfinite(np.stack(list(losses.values()))).all(0) \
             & np.isfinite(logits).all(axis=(1, 2))
         for r in np.flatnonzero(alive & ~finite):
-            loop["status"][r], loop["stopped"][r] = "diverged", step
+            loop["status"][r] = "diverged"
             loop["reason"][r] = f"non-finite loss or policy at step {step}"
             act_buf[r] = 0
         alive = np.array(loop["status"]) == "ok"
@@ -274,6 +272,7 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
         progress((first.steps - loop["updates"]) * R)  # every replica diverged: stop early
     seconds = before + time.perf_counter() - start
     final = evaluate(agent, task) if alive.any() else None
+    random_success = task.random_success()
     out = []
     for r in range(R):
         if loop["status"][r] == "ok":
@@ -282,7 +281,7 @@ def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
         else:
             metrics = {"success": False, "interpolation_mse": float("nan"),
                        "extrapolation_mse": float("nan")}
-        metrics["random_success"] = task.random_success()
+        metrics["random_success"] = random_success
         out.append({"status": loop["status"][r], "reason": loop["reason"][r],
                     "metrics": metrics, "curve": loop["curves"][r]})
     return out, seconds
