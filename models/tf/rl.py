@@ -60,7 +60,7 @@ class Agent:
         if self.unit is not None:  # the accumulator: a running sum of the unit's output
             a = a + self.unit(tf.concat([obs, tf.ones_like(obs[..., :1])], -1))
         feat = tf.concat([h, a, obs], -1)
-        hd = self.heads
+        hd = self.heads  # both heads in one product, as in torch
         out = (tf.matmul(feat, tf.concat([hd["pi_W"], hd["v_W"]], -1))
                + _bias(tf.concat([hd["pi_b"], hd["v_b"]], -1)))
         return out[..., :-1], out[..., -1], h, c, a
@@ -118,8 +118,9 @@ class Agent:
         """One A2C step of every replica on its rollout (R, n, B, ...) started from
         ``state``; the losses per replica, (R,) each."""
         with tf.device(self.device):
-            # the coefficients as inputs, not constants: Grappler folds a constant one into
-            # the mean's 1 / (n B) by a path that rounds differently with R
+            # the coefficients as inputs, not graph constants: with constants, the graph
+            # optimiser rewrites the gradient of c x mean (1 / (n B) not a power of two) so
+            # that a replica rounds differently with R (measured at batch 1000 and above)
             out = self._update(self._in(obs), self._in(actions, np.int32), self._in(returns),
                                self._in(masks), *(self._in(s) for s in state),
                                np.float32(self.value_coef), np.float32(self.entropy))
