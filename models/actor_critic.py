@@ -3,7 +3,7 @@
 The agent (same numpy initialisation in both frameworks, ``init_agent``; its numpy
 forward math, ``reference_step``, is the spec both frameworks are tested against):
 - observation x_t = [d_row, d_col, T] (the target's offset and the instruction);
-- core ``lstm``: an LSTM cell (the framework's own, ``hidden_size`` units):
+- core ``lstm``: an LSTM cell (``hidden_size`` units; gates i, f, g, o, one bias):
   (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1}));
 - core ``lstm+UNIT`` (UNIT = nac (NAC+), nau or nalu, from the unit registry): the same
   LSTM plus an arithmetic accumulator of ``arith_size`` values beside it,
@@ -26,15 +26,30 @@ policy gradient (advantage = return - value, value not differentiated) +
 steps and environments; gradients through the segment only (truncated
 backpropagation from the stored state at its start), clipped to a global norm of
 ``max_grad_norm``; Adam. NAU weights are clipped to [-1, 1] after each step (no
-sparsity regulariser here). Seeds of a group train one after another: the framework
-LSTM cells have no replica axis. Evaluation is greedy on the task's fixed episodes,
-every ``eval_interval`` updates; the final agent is the one reported.
+sparsity regulariser here). Evaluation is greedy on the task's fixed episodes, every
+``eval_interval`` updates; the final agent is the one reported.
 
-Checkpoints (`models.checkpoint`, one per seed of a group): at update boundaries, every
-few minutes, when a stop is requested and when the seed ends, the agent and Adam, the
-environments' `snapshot`, the action stream, the rollout's carried arrays (observation,
-state, the policy and value already computed for the next step) and the curve so far. A
-resumed seed continues bit for bit; a finished one is not trained again.
+A group's seeds train as one program of R replicas: every parameter of the agent carries
+a leading replica axis (the replica-axis LSTM of `models/<fw>/cells.py`, the units of
+`models/<fw>/units`), ``act`` and ``update`` take (R, B, ...) arrays, each replica has
+its own environments, action stream and evaluation environments, the loss is averaged
+per replica and summed over replicas, the gradient norm is clipped per replica, and one
+Adam (element-wise) steps them all. Every op is per replica, so a replica's numbers are
+those of its seed trained alone, bit for bit (tested), where each replica's activations
+fill whole SIMD blocks: ``hidden_size`` and ``arith_size`` times each batch (training
+environments, evaluation episodes) multiples of 32, as with the defaults and batches of
+multiples of 8. Otherwise some of a replica's elements fall in an element-wise loop's
+scalar tail, whose exp, log, tanh or sigmoid may round apart from the SIMD one, and which
+elements do depends on R. A replica whose loss or policy turns non-finite is marked
+diverged and its curve stops; the others train on; the program stops early only when all
+have diverged.
+
+Checkpoints (`models.checkpoint`, one for the group): at update boundaries, every few
+minutes, when a stop is requested and when the program ends, the agent and Adam, every
+replica's environments (`snapshot`) and action stream, the rollout's carried arrays
+(observation, state, the policy and value already computed for the next step) and each
+replica's curve and status. A resumed program continues bit for bit; a finished one is
+not trained again.
 """
 from __future__ import annotations
 
@@ -133,58 +148,63 @@ def sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def evaluate(agent, task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Greedy policy on the task's fixed episodes: (T, reward, arrived early) per episode."""
-    env, obs = task.eval_env()
-    T = env.T.copy()
+    """Greedy policy of every replica on the task's fixed episodes, an evaluation
+    environment per replica: T per episode, and (R, episodes) reward and arrived early."""
+    envs, obs = zip(*(task.eval_env() for _ in range(agent.replicas)))
+    T = envs[0].T.copy()
+    obs = np.stack(obs)
     state = agent.zero_state(len(T))
-    reward = np.zeros(len(T), np.float32)
-    early = np.zeros(len(T), bool)
-    active = np.ones(len(T), bool)
+    reward = np.zeros(obs.shape[:2], np.float32)
+    early = np.zeros(obs.shape[:2], bool)
+    active = np.ones(obs.shape[:2], bool)
     while active.any():
         logits, _, state = agent.act(obs, state)
-        obs, r, done, _, info = env.step(np.argmax(logits, axis=1))
-        ended = active & done
-        reward[ended] = r[ended]
-        early[ended] = info["t"][ended] < T[ended]
-        active &= ~done
+        actions = np.argmax(logits, axis=-1)  # a diverged replica's NaN policy gives 0: ignored
+        for r, env in enumerate(envs):
+            obs[r], rew, done, _, info = env.step(actions[r])
+            ended = active[r] & done
+            reward[r, ended] = rew[ended]
+            early[r, ended] = info["t"][ended] < T[ended]
+            active[r] &= ~done
     return T, reward, early
 
 
 def run_group(task, specs, progress=None) -> tuple[list[dict], float]:
-    """One result per spec (seeds one after another), and the seconds spent training."""
-    return engine.run_seeds(_run, task, specs, progress)
-
-
-def _run(task, spec, progress):
+    """One result per spec, and the seconds spent training: the group's seeds (equal but
+    for the seed) train as one program of R = len(specs) replicas."""
     p = task.params
-    unit = core_unit(spec.unit)
-    fw = registry.framework_module(spec.framework, "rl")
-    init = init_agent(spec.unit, spec.seed, p["hidden_size"], p["arith_size"], 5)
-    agent = fw.Agent(init, unit, lr=spec.lr, entropy=p["entropy"], value_coef=p["value_coef"],
-                     max_grad_norm=p["max_grad_norm"], device=spec.device)
-    env = task.env(spec.batch_size)
-    obs, _ = env.reset(seed=int(np.random.default_rng([spec.seed, DATA_STREAM]).integers(2**31)))
-    rng = np.random.default_rng([spec.seed, ACTION_STREAM])
-    n, B = p["n_steps"], spec.batch_size
-    loop = {"curve": {"step": [], "interpolation": [], "extrapolation": []},
-            "untrained": None,  # the agent's per-T curve at step 0: the normalised errors' scale
-            "status": "ok", "reason": "", "updates": 0, "seconds": 0.0}
-    evaluated_at = set(engine.evaluation_steps(spec.steps, spec.eval_interval).tolist())
+    first = specs[0]
+    R, n, B = len(specs), p["n_steps"], first.batch_size
+    unit = core_unit(first.unit)
+    fw = registry.framework_module(first.framework, "rl")
+    inits = [init_agent(first.unit, s.seed, p["hidden_size"], p["arith_size"], 5) for s in specs]
+    agent = fw.Agent({k: np.stack([q[k] for q in inits]) for k in inits[0]}, unit, lr=first.lr,
+                     entropy=p["entropy"], value_coef=p["value_coef"],
+                     max_grad_norm=p["max_grad_norm"], device=first.device)
+    envs = [task.env(B) for _ in specs]
+    obs = np.stack([env.reset(seed=int(np.random.default_rng([s.seed, DATA_STREAM])
+                                       .integers(2**31)))[0] for env, s in zip(envs, specs)])
+    rngs = [np.random.default_rng([s.seed, ACTION_STREAM]) for s in specs]
+    loop = {"curves": [{"step": [], "interpolation": [], "extrapolation": []} for _ in specs],
+            "untrained": None,  # per replica, the per-T curve at step 0: the normalised scale
+            "status": ["ok"] * R, "reason": [""] * R, "updates": 0, "seconds": 0.0}
+    evaluated_at = set(engine.evaluation_steps(first.steps, first.eval_interval).tolist())
 
     def record(step):
         T, reward, early = evaluate(agent, task)
         if loop["untrained"] is None:
-            loop["untrained"] = task.by_T(T, reward, early)
-        interp, extrap = task.failure_rates(T, reward)
-        for key, value in (("step", step), ("interpolation", interp),
-                           ("extrapolation", extrap)):
-            loop["curve"][key].append(value)
+            loop["untrained"] = [task.by_T(T, reward[r], early[r]) for r in range(R)]
+        for r in np.flatnonzero(np.array(loop["status"]) == "ok"):
+            interp, extrap = task.failure_rates(T, reward[r])
+            for key, value in (("step", step), ("interpolation", interp),
+                               ("extrapolation", extrap)):
+                loop["curves"][r][key].append(value)
 
-    saver = checkpoint.for_fit()  # one checkpoint per seed: a finished seed's is kept
-    header = {"seed": spec.seed, "updates": spec.steps, "envs": B,
+    saver = checkpoint.for_fit()  # one checkpoint for the group
+    header = {"seeds": [s.seed for s in specs], "updates": first.steps, "envs": B,
               "versions": checkpoint.versions(agent)}
     start = time.perf_counter()
-    saved = _restore(saver, header, agent, env, rng, loop) if saver else None
+    saved = _restore(saver, header, agent, envs, rngs, loop) if saver else None
     if saved is None:
         record(0)
         state = agent.zero_state(B)
@@ -192,82 +212,105 @@ def _run(task, spec, progress):
     else:
         obs, state, logits, value, next_state = saved
         if progress:
-            progress(loop["updates"])
+            progress(loop["updates"] * R)
     before = loop["seconds"]
 
     def save():
         loop["seconds"] = before + time.perf_counter() - start
-        saver.save(header, {"loop": loop, "agent": agent.get_state(), "env": env.snapshot(),
-                            "actions": rng.bit_generator.state, "obs": obs,
+        saver.save(header, {"loop": loop, "agent": agent.get_state(),
+                            "envs": [env.snapshot() for env in envs],
+                            "actions": [rng.bit_generator.state for rng in rngs], "obs": obs,
                             "state": list(state), "logits": logits, "value": value,
                             "next_state": list(next_state)})
 
     begun = loop["updates"]
-    obs_buf = np.empty((n, B, N_OBS), np.float32)
-    act_buf = np.empty((n, B), np.int64)
-    rew_buf = np.empty((n, B), np.float32)
-    done_buf = np.empty((n, B), np.float32)
-    finished = loop["status"] != "ok" or begun == spec.steps
+    # the rollout, replica-major (R, n, B, ...) as the agents take it
+    obs_buf = np.empty((R, n, B, N_OBS), np.float32)
+    act_buf = np.zeros((R, n, B), np.int64)
+    rew_buf = np.empty((R, n, B), np.float32)
+    done_buf = np.empty((R, n, B), np.float32)
+    alive = np.array(loop["status"]) == "ok"
+    finished = not alive.any() or begun == first.steps
     while not finished:
         step = loop["updates"] + 1
         stop = checkpoint.stop_requested()
         if saver is not None and step > begun + 1 and (stop or saver.due()):
             save()
         if stop:
-            raise checkpoint.Interrupted(f"stopped before update {step:,} of {spec.steps:,}")
+            raise checkpoint.Interrupted(f"stopped before update {step:,} of {first.steps:,}")
         first_state = state
         for t in range(n):
-            probs = _softmax(logits)
-            actions = sample(probs, rng)
-            obs_buf[t], act_buf[t] = obs, actions
-            obs, rew_buf[t], done, _, _ = env.step(actions)
-            done_buf[t] = done
-            keep = (1.0 - done_buf[t])[:, None]
+            obs_buf[:, t] = obs
+            for r in np.flatnonzero(alive):  # a diverged replica stays put (action 0)
+                act_buf[r, t] = sample(_softmax(logits[r]), rngs[r])
+            for r, env in enumerate(envs):
+                obs[r], rew_buf[r, t], done, _, _ = env.step(act_buf[r, t])
+                done_buf[r, t] = done
+            keep = (1.0 - done_buf[:, t])[..., None]
             state = tuple(s * keep for s in next_state)
             logits, value, next_state = agent.act(obs, state)
-        returns = n_step_returns(rew_buf, done_buf, value, p["gamma"])
-        losses = agent.update(obs_buf, act_buf, returns, 1.0 - done_buf, first_state)
+        returns = n_step_returns(rew_buf.swapaxes(0, 1), done_buf.swapaxes(0, 1), value,
+                                 p["gamma"]).swapaxes(0, 1)
+        losses = agent.update(obs_buf, act_buf, np.ascontiguousarray(returns), 1.0 - done_buf,
+                              first_state)
         loop["updates"] = step
         if progress:
-            progress(1)
-        if not all(np.isfinite(v) for v in losses.values()) or not np.isfinite(logits).all():
-            loop["status"], loop["reason"] = "diverged", f"non-finite loss or policy at step {step}"
-            if progress:
-                progress(spec.steps - step)
-        elif step in evaluated_at:
+            progress(R)
+        finite = np.isfinite(np.stack(list(losses.values()))).all(0) \
+            & np.isfinite(logits).all(axis=(1, 2))
+        for r in np.flatnonzero(alive & ~finite):
+            loop["status"][r] = "diverged"
+            loop["reason"][r] = f"non-finite loss or policy at step {step}"
+            act_buf[r] = 0
+        alive = np.array(loop["status"]) == "ok"
+        if alive.any() and step in evaluated_at:
             record(step)
-        finished = loop["status"] != "ok" or step == spec.steps
+        finished = not alive.any() or step == first.steps
         if finished and saver is not None:
             save()
+    if not alive.any() and loop["updates"] < first.steps and progress:
+        progress((first.steps - loop["updates"]) * R)  # every replica diverged: stop early
     seconds = before + time.perf_counter() - start
-    if loop["status"] == "ok":
-        T, reward, early = evaluate(agent, task)
-        metrics = task.headline(task.by_T(T, reward, early), loop["untrained"])
-    else:
-        metrics = {"success": False, "interpolation_mse": float("nan"),
-                   "extrapolation_mse": float("nan")}
-    metrics["random_success"] = task.random_success()
-    return {"status": loop["status"], "reason": loop["reason"], "metrics": metrics,
-            "curve": loop["curve"]}, seconds
+    final = evaluate(agent, task) if alive.any() else None
+    random_success = task.random_success()
+    out = []
+    for r in range(R):
+        if loop["status"][r] == "ok":
+            T, reward, early = final
+            metrics = task.headline(task.by_T(T, reward[r], early[r]), loop["untrained"][r])
+        else:
+            metrics = {"success": False, "interpolation_mse": float("nan"),
+                       "extrapolation_mse": float("nan")}
+        metrics["random_success"] = random_success
+        out.append({"status": loop["status"][r], "reason": loop["reason"][r],
+                    "metrics": metrics, "curve": loop["curves"][r]})
+    return out, seconds
 
 
-def _restore(saver, header, agent, env, rng, loop):
-    """A seed's checkpoint into the agent, the environments, the action stream and ``loop``;
-    the rollout's carried arrays (obs, state, logits, value, next state), or None (nothing
-    changed) when there is none or it is not this program's."""
+def _restore(saver, header, agent, envs, rngs, loop):
+    """The group's checkpoint into the agent, the environments, the action streams and
+    ``loop``; the rollout's carried arrays (obs, state, logits, value, next state), or None
+    (nothing changed) when there is none or it is not this program's."""
     saved = saver.load(header)
     if saved is None:
         return None
-    env_before, rng_before = env.snapshot(), rng.bit_generator.state
+    envs_before = [env.snapshot() for env in envs]
+    rngs_before = [rng.bit_generator.state for rng in rngs]
     try:
         carried = (saved["obs"], tuple(saved["state"]), saved["logits"], saved["value"],
                    tuple(saved["next_state"]))
-        env.restore(saved["env"])
-        rng.bit_generator.state = saved["actions"]
+        if len(saved["envs"]) != len(envs) or len(saved["actions"]) != len(rngs):
+            raise ValueError("its number of replicas differs")
+        for env, snap in zip(envs, saved["envs"]):
+            env.restore(snap)
+        for rng, state in zip(rngs, saved["actions"]):
+            rng.bit_generator.state = state
         agent.set_state(saved["agent"])  # last: it checks every shape before it changes any
     except (ValueError, KeyError, TypeError) as err:
-        env.restore(env_before)
-        rng.bit_generator.state = rng_before
+        for env, snap in zip(envs, envs_before):
+            env.restore(snap)
+        for rng, state in zip(rngs, rngs_before):
+            rng.bit_generator.state = state
         saver.reject(err)
         return None
     loop.update(saved["loop"])
@@ -275,6 +318,9 @@ def _restore(saver, header, agent, env, rng, loop):
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    """Row-wise softmax of (B, n_actions) logits (NaN rows for a diverging replica's
+    non-finite logits: `sample` still draws, and the update after marks it diverged)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)

@@ -14,9 +14,9 @@ program, other versions, other shapes) is named on stderr, set aside as ``*.reje
 the program starts fresh.
 
 The runner names the group being trained (`active`); each `engine.fit` inside it takes the
-group's next part (`for_fit`): a loop that trains its seeds one after another (the grid
-world's, which saves its own state through `Checkpoint`) has one checkpoint per seed, and
-a finished seed's final checkpoint lets a resumed group skip it. Stopping is cooperative:
+group's next part (`for_fit`), and so does a loop of its own (the grid world's, which saves
+its own state through `Checkpoint`); a fit's final checkpoint lets a resumed group skip
+training it again. Stopping is cooperative:
 `request_stop` (the CLI's SIGINT and SIGTERM handlers, a Dask worker asked to stop) makes
 every running fit save at its next chunk boundary and raise `Interrupted`.
 """

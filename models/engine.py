@@ -400,14 +400,3 @@ def results(fit_: Fit, metrics: Callable[[int], dict], curves: Iterable[str] | N
             "curve": curve,
         })
     return out
-
-
-def run_seeds(train_one: Callable, task, specs, progress=None) -> tuple[list[dict], float]:
-    """The loop of a task whose seeds train one after another (no replica axis):
-    ``train_one(task, spec, progress) -> (result, seconds)`` per spec."""
-    out, seconds = [], 0.0
-    for spec in specs:
-        result, spent = train_one(task, spec, progress)
-        out.append(result)
-        seconds += spent
-    return out, seconds

@@ -304,8 +304,8 @@ class GridWorld(Task):
         "max_grad_norm": 1.0,
     }
     default_models = ("lstm", "lstm+nac")
-    # A step is one A2C update of batch_size environments x n_steps; seeds train one
-    # after another (the framework LSTM cells have no replica axis), so budgets are small.
+    # A step is one A2C update of batch_size environments x n_steps per seed; a group's
+    # seeds train as one program, a replica each (models/actor_critic.py).
     budgets = {
         "smoke": {"steps": 250, "eval_interval": 125, "batch_size": 128, "lr": 3e-3, "seeds": 1},
         "quick": {"steps": 500, "eval_interval": 125, "batch_size": 256, "lr": 3e-3, "seeds": 2},
@@ -341,17 +341,20 @@ class GridWorld(Task):
 
     def footprint(self, batch_size, replicas):
         """The evaluation episodes (placement temporaries over the grid's cells, agent
-        state) and the training environments with their rollouts; seeds train one after
-        another, so one agent at a time."""
+        state) and the training environments with their rollouts, each replica its own
+        (a group's seeds train as one program), and every replica's weights."""
         p = self.params
         cells, h = p["size"] ** 2, p["hidden_size"] + p["arith_size"]
         episodes = (p["test_T"][1] - p["test_T"][0] + 1) * p["eval_episodes"]
         return {
-            f"evaluation episodes ({p['test_T'][1] - p['test_T'][0] + 1} T x eval_episodes="
-            f"{p['eval_episodes']}, size={p['size']})": episodes * (40.0 * cells + 64.0 * h),
-            f"training (batch {batch_size} x n_steps={p['n_steps']}, hidden_size="
-            f"{p['hidden_size']})": batch_size * (40.0 * cells + 64.0 * h * p["n_steps"]),
-            f"weights (hidden_size={p['hidden_size']})": 64.0 * h * h,
+            f"evaluation episodes ({replicas} replicas x {p['test_T'][1] - p['test_T'][0] + 1}"
+            f" T x eval_episodes={p['eval_episodes']}, size={p['size']})":
+                replicas * episodes * (40.0 * cells + 64.0 * h),
+            f"training ({replicas} replicas x batch {batch_size} x n_steps={p['n_steps']}, "
+            f"hidden_size={p['hidden_size']})":
+                replicas * batch_size * (40.0 * cells + 64.0 * h * p["n_steps"]),
+            f"weights ({replicas} replicas, hidden_size={p['hidden_size']})":
+                replicas * 64.0 * h * h,
         }
 
     def check_model(self, model: str) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks import runner, suite
-from models import checkpoint, registry
+from models import actor_critic, checkpoint, registry
 from tasks.base import PrimerReinit, Reinit
 
 TINY = suite.Budget("tiny", steps=120, eval_interval=20, seeds=2, description="tests")
@@ -25,7 +25,7 @@ CASES = {
                                                      "input_size": [10], "eval_size": [200]}),
     "static": ("static_arithmetic", "nau", {"op": ["add"], "input_size": [10],
                                             "eval_size": [200]}),
-    # seeds one after another, each with its own checkpoint (its A2C loop, not engine.fit)
+    # its own A2C loop (not engine.fit), the seeds as one program with one checkpoint
     "grid": ("grid_world", "lstm+nau", {"eval_episodes": [2], "test_T": [[1, 20]]}),
 }
 
@@ -84,21 +84,32 @@ def test_resume_is_bit_for_bit(case, framework, tmp_path):
     assert progress_calls < len(calls), "the resumed run reports the steps done before at once"
 
 
-@pytest.mark.parametrize("where", ["first seed", "second seed"])
-def test_grid_world_resumes_bit_for_bit_and_skips_a_finished_seed(where, framework, tmp_path):
+@pytest.mark.parametrize("where", ["mid-way", "at an evaluation", "one replica diverged"])
+def test_grid_world_resumes_bit_for_bit(where, framework, tmp_path, monkeypatch):
     if registry.framework_missing(framework):
         pytest.skip(registry.framework_missing(framework))
+    if where == "one replica diverged":  # seed 1's policy overflows: diverged at update 1
+        init = actor_critic.init_agent
+
+        def explosive(model, seed, *args, **kw):
+            params = init(model, seed, *args, **kw)
+            if seed == 1:
+                params["pi_W"][:] = 1e38
+            return params
+
+        monkeypatch.setattr(actor_critic, "init_agent", explosive)
     group = specs_of("grid", framework, steps=40)
     plain = runner.run_group(group)
-    assert [r["status"] for r in plain] == ["ok", "ok"], plain[0]["reason"]
+    want = ["ok", "diverged" if where == "one replica diverged" else "ok"]
+    assert [r["status"] for r in plain] == want, plain[0].get("traceback")
     plan = checkpoint.Plan(str(tmp_path / "ckpt"), every=1e-9)
-    # one progress call an update; the stop comes after update 25 of the first or second seed
-    stop_after = {"first seed": 25, "second seed": 40 + 25}[where]
+    # one progress call an update, with both seeds' steps; the stop comes after update 25,
+    # or after update 20, which is evaluated
+    stop_after = 20 if where == "at an evaluation" else 25
     resumed, progress_calls = interrupted_then_resumed(group, plan, stop_after)
     assert [comparable(r) for r in resumed] == [comparable(r) for r in plain]
-    # the rerun reports a seed's saved updates in one call and trains only the rest: the
-    # first seed's final checkpoint spares it a second training
-    assert progress_calls == {"first seed": 1 + 15 + 40, "second seed": 1 + 1 + 15}[where]
+    # the rerun reports the saved updates in one call and trains only the rest
+    assert progress_calls == 1 + 40 - stop_after
     assert [r["train_seconds"] > 0 for r in resumed] == [True, True]
 
 

@@ -35,7 +35,7 @@ TASKS = {
     "mnist_counting": ["--units", "nau", "--steps", "500", "--param", "test_sequences=50"],
     "sequential_mnist": ["--units", "nau", "--steps", "400", "--param", "thresholds=none",
                          "--param", "test_lengths=1,10"],
-    # seeds one after another in its own A2C loop, a checkpoint per seed
+    # its own A2C loop, the seeds as one program with one checkpoint
     "grid_world": ["--units", "lstm+nau", "--steps", "100", "--param", "eval_episodes=2",
                    "--param", "test_T=1,20"],
 }

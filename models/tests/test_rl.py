@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks import runner, suite
+from benchmarks.tests.test_resume import comparable
 from models import actor_critic as ac
 from models import registry
 
@@ -13,9 +14,16 @@ FRAMEWORKS = [f for f in registry.FRAMEWORKS if registry.framework_missing(f) is
 MODELS = list(ac.UNITS)
 
 
-def _obs(rng, batch):
-    d = rng.integers(-4, 5, size=(batch, 2))
-    return np.concatenate([d, rng.integers(1, 41, size=(batch, 1))], 1).astype(np.float32)
+def _obs(rng, *shape):
+    d = rng.integers(-4, 5, size=(*shape, 2))
+    return np.concatenate([d, rng.integers(1, 41, size=(*shape, 1))], -1).astype(np.float32)
+
+
+def _params(model, seeds, **kw):
+    """Each seed's `init_agent` stacked along a new replica axis 0, as the loop builds it."""
+    kw = {"hidden": 8, "arith": 3, "n_actions": 5} | kw
+    per_seed = [ac.init_agent(model, seed=s, **kw) for s in seeds]
+    return {k: np.stack([p[k] for p in per_seed]) for k in per_seed[0]}
 
 
 def _agent(fw, params, unit, **kw):
@@ -23,24 +31,43 @@ def _agent(fw, params, unit, **kw):
     return registry.framework_module(fw, "rl").Agent(params, unit, **args)
 
 
+def _rollout(rng, params, n=4, B=16):
+    """A random rollout (R, n, B, ...) and a start state (R, B, ...) for agents of
+    ``params``."""
+    replicas = len(params["pi_W"])
+    zeros = ac.zero_state({k: v[0] for k, v in params.items()}, B)
+    return (_obs(rng, replicas, n, B), rng.integers(0, 5, size=(replicas, n, B)),
+            rng.uniform(-1, 1, size=(replicas, n, B)).astype(np.float32),
+            (rng.random((replicas, n, B)) > 0.2).astype(np.float32),
+            tuple(rng.normal(size=(replicas, *s.shape)).astype(np.float32) * 0.3
+                  for s in zeros))
+
+
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("fw", FRAMEWORKS)
 def test_agent_step_matches_reference(fw, model):
-    params = ac.init_agent(model, seed=3, hidden=8, arith=3, n_actions=5)
-    params = {k: v.astype(np.float32).astype(np.float64) for k, v in params.items()}
+    """Replica r of a three-replica agent steps as `reference_step` on seed r's weights."""
+    seeds = [3, 4, 5]
+    params = {k: v.astype(np.float32).astype(np.float64)
+              for k, v in _params(model, seeds).items()}
     unit = ac.core_unit(model)
     agent = _agent(fw, params, unit)
     rng = np.random.default_rng(0)
-    state = ref_state = agent.zero_state(6)
-    assert [s.shape for s in state] == [s.shape for s in ac.zero_state(params, 6)]
+    state = agent.zero_state(6)
+    one = {k: v[0] for k, v in params.items()}
+    assert [s.shape for s in state] == [(3, *s.shape) for s in ac.zero_state(one, 6)]
+    ref_states = [ac.zero_state(one, 6) for _ in seeds]
     for _ in range(5):
-        obs = _obs(rng, 6)
+        obs = _obs(rng, 3, 6)
         logits, value, state = agent.act(obs, state)
-        want_logits, want_value, ref_state = ac.reference_step(params, unit, obs, ref_state)
-        np.testing.assert_allclose(logits, want_logits, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(value, want_value, rtol=1e-4, atol=1e-5)
-        for got, want in zip(state, ref_state):
-            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        for r in range(len(seeds)):
+            mine = {k: v[r] for k, v in params.items()}
+            want_logits, want_value, ref_states[r] = ac.reference_step(mine, unit, obs[r],
+                                                                       ref_states[r])
+            np.testing.assert_allclose(logits[r], want_logits, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(value[r], want_value, rtol=1e-4, atol=1e-5)
+            for got, want in zip(state, ref_states[r]):
+                np.testing.assert_allclose(got[r], want, rtol=1e-4, atol=1e-4)
     for k, v in agent.params().items():  # parameters come back under the numpy names
         np.testing.assert_allclose(v, params[k], rtol=1e-6, atol=1e-7)
 
@@ -48,30 +75,60 @@ def test_agent_step_matches_reference(fw, model):
 @pytest.mark.skipif(len(FRAMEWORKS) < 2, reason="needs both frameworks")
 @pytest.mark.parametrize("model", ["lstm", "lstm+nac", "lstm+nau"])
 def test_one_update_is_the_same_in_both_frameworks(model):
-    params = ac.init_agent(model, seed=1, hidden=8, arith=3, n_actions=5)
+    """Two replicas: each one's losses and its update agree between torch and tf."""
+    params = _params(model, [1, 2])
     unit = ac.core_unit(model)
-    rng = np.random.default_rng(2)
-    n, B = 4, 16
-    obs = np.stack([_obs(rng, B) for _ in range(n)])
-    actions = rng.integers(0, 5, size=(n, B))
-    returns = rng.uniform(-1, 1, size=(n, B)).astype(np.float32)
-    masks = (rng.random((n, B)) > 0.2).astype(np.float32)
-    state = tuple(rng.normal(size=s.shape).astype(np.float32) * 0.3
-                  for s in ac.zero_state(params, B))
+    rollout = _rollout(np.random.default_rng(2), params)
     losses, deltas = {}, {}
     for fw in FRAMEWORKS:
         agent = _agent(fw, params, unit)
-        losses[fw] = agent.update(obs, actions, returns, masks, state)
+        losses[fw] = agent.update(*rollout)
         after = agent.params()
-        deltas[fw] = np.concatenate([(after[k] - params[k]).ravel() for k in sorted(params)])
+        deltas[fw] = [np.concatenate([(after[k][r] - params[k][r]).ravel()
+                                      for k in sorted(params)]) for r in range(2)]
     for key in ("loss", "policy", "value", "entropy"):
-        assert losses["torch"][key] == pytest.approx(losses["tf"][key], rel=1e-4, abs=1e-6)
+        assert losses["torch"][key].shape == (2,)
+        np.testing.assert_allclose(losses["torch"][key], losses["tf"][key], rtol=1e-4,
+                                   atol=1e-6)
     # Adam's first step is lr * sign(gradient) in torch; Keras puts epsilon before the bias
     # correction, which shrinks steps of tiny gradients: compare the directions
-    a, b = deltas["torch"], deltas["tf"]
-    big = (np.abs(a) > 5e-4) & (np.abs(b) > 5e-4)
-    assert big.mean() > 0.5 and np.all(np.sign(a[big]) == np.sign(b[big]))
-    assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.9
+    for a, b in zip(deltas["torch"], deltas["tf"]):
+        big = (np.abs(a) > 5e-4) & (np.abs(b) > 5e-4)
+        assert big.mean() > 0.5 and np.all(np.sign(a[big]) == np.sign(b[big]))
+        assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.9
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_a_replica_steps_and_updates_as_alone(fw, model):
+    """Replica 1 of a four-replica agent acts and updates as that seed's agent alone, bit
+    for bit, over updates: every op that rounds is per replica. Batch 1000: n B is not a
+    power of two, so 1 / (n B) rounds, and large enough that tf's graph optimiser folds a
+    constant loss coefficient into it differently with R (models/tf/rl.py); a multiple
+    of 8, as every replica's activations must fill whole SIMD blocks (the module
+    docstring of models/actor_critic.py)."""
+    seeds = [0, 1, 2, 3]
+    params = _params(model, seeds, hidden=32, arith=4)
+    unit = ac.core_unit(model)
+    group, alone = _agent(fw, params, unit, lr=3e-3), _agent(
+        fw, {k: v[1:2] for k, v in params.items()}, unit, lr=3e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        obs, actions, returns, masks, state = _rollout(rng, params, n=8, B=1000)
+        one = lambda a: a[1:2]  # noqa: E731
+        got = group.act(obs[:, 0], state)
+        want = alone.act(one(obs[:, 0]), tuple(map(one, state)))
+        for a, b in zip([*got[:2], *got[2]], [*want[:2], *want[2]]):
+            np.testing.assert_array_equal(one(a), b)
+        got = group.update(obs, actions, returns, masks, state)
+        want = alone.update(one(obs), one(actions), one(returns), one(masks),
+                            tuple(map(one, state)))
+        for key in got:
+            np.testing.assert_array_equal(one(got[key]), want[key])
+    mine, solo = group.params(), alone.params()
+    for key in mine:
+        np.testing.assert_array_equal(one(mine[key]), solo[key], err_msg=key)
+    assert not np.array_equal(mine["pi_W"][0], mine["pi_W"][1])  # the replicas differ
 
 
 def test_n_step_returns_bootstrap_and_cut_at_episode_ends():
@@ -116,3 +173,69 @@ def test_same_seed_same_run(fw):
     first, second = runner.run_group(specs)[0], runner.run_group(specs)[0]
     assert first["status"] == "ok", first.get("traceback")
     assert first["metrics"] == second["metrics"] and first["curve"] == second["curve"]
+
+
+TINY = suite.Budget("tiny", steps=60, eval_interval=20, seeds=3, description="tests", lr=3e-3)
+GRID = {"eval_episodes": [2], "test_T": [(1, 20)]}
+EVALUATE = ac.evaluate
+
+
+def _program(fw, model, seeds, monkeypatch, progress=None):
+    """The records of one program of ``seeds`` by seed, and its agent's final parameters
+    per seed (from the last evaluation)."""
+    specs = suite.expand(["grid_world"], [model], [fw], seeds, TINY, GRID)
+    [group] = suite.groups(specs)
+    final = {}
+
+    def spy(agent, task):
+        final.update({s: {k: v[r] for k, v in agent.params().items()}
+                      for r, s in enumerate(seeds)})
+        return EVALUATE(agent, task)
+
+    monkeypatch.setattr(ac, "evaluate", spy)
+    return {r["seed"]: r for r in runner.run_group(group, progress=progress)}, final
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_a_seed_in_a_program_is_the_seed_alone(fw, model, monkeypatch):
+    """A seed's record from a program of three is its record alone (R = 1), bit for bit,
+    and so are its final weights: its weights, environments and actions are its own, and
+    every op of the agents rounds a replica as it rounds one alone."""
+    group, group_params = _program(fw, model, [0, 1, 2], monkeypatch)
+    alone, alone_params = _program(fw, model, [1], monkeypatch)
+    assert group[1]["status"] == "ok", group[1].get("traceback") or group[1]["reason"]
+    assert comparable(group[1]) == comparable(alone[1])
+    for key, value in alone_params[1].items():
+        np.testing.assert_array_equal(group_params[1][key], value, err_msg=key)
+    assert not np.array_equal(group_params[0]["pi_W"], group_params[1]["pi_W"])
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_a_diverging_replica_leaves_the_others_alone(fw, monkeypatch):
+    """Seed 1 starts with weights whose policy overflows: it is marked diverged at the first
+    update and its curve stops there, while seeds 0 and 2 train as they do without it, bit
+    for bit; a program whose replicas all diverge (seeds 1 and 3) stops early with its
+    steps reported."""
+    healthy, _ = _program(fw, "lstm+nac", [0, 2], monkeypatch)
+    init = ac.init_agent
+
+    def explosive(model, seed, *args, **kw):
+        params = init(model, seed, *args, **kw)
+        if seed in (1, 3):
+            params["pi_W"][:] = 1e38
+        return params
+
+    monkeypatch.setattr(ac, "init_agent", explosive)
+    group, _ = _program(fw, "lstm+nac", [0, 1, 2], monkeypatch)
+    bad = group[1]
+    assert bad["status"] == "diverged", bad.get("traceback")
+    assert bad["reason"] == "non-finite loss or policy at step 1"
+    assert bad["curve"]["step"] == [0] and bad["metrics"]["success"] is False
+    assert np.isnan(bad["metrics"]["interpolation_mse"])
+    for seed in (0, 2):
+        assert comparable(group[seed]) == comparable(healthy[seed])
+    done = []
+    records, _ = _program(fw, "lstm+nac", [1, 3], monkeypatch, progress=done.append)
+    assert [r["status"] for r in records.values()] == ["diverged", "diverged"]
+    assert done == [2, 2 * (TINY.steps - 1)]  # one update, then the rest at once

@@ -233,3 +233,12 @@ def test_untrained_agent_scores_100(fw):
     assert m["interpolation_normalised"] == pytest.approx(100.0)
     assert m["extrapolation_normalised"] == pytest.approx(100.0)
     assert {v for v in m["success_by_T"]["normalised"] if v is not None} == {100.0}
+
+
+def test_memory_estimate_scales_with_the_replicas():
+    """A group's seeds train as one program: every replica holds its own environments,
+    rollouts, evaluation episodes and weights."""
+    task = GridWorld()
+    one, ten = task.footprint(256, 1), task.footprint(256, 10)
+    assert sum(ten.values()) == pytest.approx(10 * sum(one.values()))
+    assert all("10 replicas" in what for what in ten)
