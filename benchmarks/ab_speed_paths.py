@@ -1,6 +1,6 @@
 """In-process interleaved A/B of the torch static trainer's speed paths (docs/performance.md).
 
-``python -m benchmarks.ab_speed_paths MODEL ARMS PAIRS STEPS [common]``: trains ``SEEDS``
+``python -m benchmarks.ab_speed_paths MODEL ARMS PAIRS STEPS SEEDS [common]``: trains SEEDS
 seeds of MODEL on the throughput protocol once per arm and pair, in alternating order, and sums
 the main thread's CPU time in ``Trainer._train`` (the data thread and other processes
 excluded, so a loaded machine disturbs it less than wall time). Arms: ``A`` (the trainer
@@ -14,8 +14,6 @@ import sys
 import time
 
 import numpy as np
-
-SEEDS = 64  # seeds per run: the throughput protocol's default program size
 
 
 def _plain_steps(trainer, xs, ys, lams, log_xs) -> None:
@@ -40,8 +38,9 @@ def main(argv: list[str]) -> int:
     from benchmarks.throughput import PROTOCOL
     from models.torch import train
 
-    model, arms, pairs, steps = argv[0], argv[1].split(","), int(argv[2]), int(argv[3])
-    common = len(argv) > 4
+    model, arms = argv[0], argv[1].split(",")
+    pairs, steps, seeds = int(argv[2]), int(argv[3]), int(argv[4])
+    common = len(argv) > 5
     arm, spent = ["A"], {a: [] for a in arms}
     make, step = train.Trainer.__init__, train.Trainer._train
 
@@ -58,7 +57,7 @@ def main(argv: list[str]) -> int:
             step(self, xs, ys, lams, log_xs)
         spent[arm[0]][-1] += time.thread_time() - began
 
-    specs = suite.expand(["static_arithmetic"], [model], ["torch"], list(range(SEEDS)), PROTOCOL,
+    specs = suite.expand(["static_arithmetic"], [model], ["torch"], list(range(seeds)), PROTOCOL,
                          {"op": ["add"]}, common_data=common, steps=steps)
     train.Trainer.__init__, train.Trainer._train = patched_init, timed_train
     try:
@@ -72,7 +71,7 @@ def main(argv: list[str]) -> int:
     base = float(np.median(spent[arms[0]]))
     for a in arms:
         print(f"{model} {'common' if common else 'own'} {a}: training CPU s per run "
-              f"{[round(x, 2) for x in spent[a]]}, median {np.median(spent[a]):.2f}, "
+              f"{[round(x, 4) for x in spent[a]]}, median {np.median(spent[a]):.4f}, "
               f"ratio to {arms[0]} {np.median(spent[a]) / base:.3f}")
     return 0
 
