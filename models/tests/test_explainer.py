@@ -115,8 +115,59 @@ def test_fixed_batches_are_one_set_for_every_step():
     layers = [(u, {k: np.stack([v, v]) for k, v in p.items()}) for u, p in layers]
     chunk = Trainer(layers, lr=0.1).prepare(xs, ys)
     assert tuple(chunk["xs"].shape) == xs.shape and chunk["xs"].stride(0) == 0
+    np.testing.assert_array_equal(chunk["xs"][3].numpy(), xs[3])
     np.testing.assert_allclose(chunk["log_xs"][3].numpy(), np.log(np.abs(xs[3]) + EPS),
                                rtol=1e-6)
+    for key in ("xs", "log_xs"):  # each replica's set stored as (n, B) memory
+        assert chunk[key][3].transpose(-1, -2).is_contiguous()
+
+
+def test_torch_trains_a_fixed_set_as_autograd_and_as_each_replica_alone():
+    """The torch trainer's steps on a fixed set (stored as (R, n, B) memory, by hand) end
+    on autograd's weights for the half-sum loss on that memory, and a replica trained
+    alone ends on its weights in the program, bit for bit."""
+    import torch
+
+    from models.torch.train import Trainer
+
+    task = StaticArithmetic(op="mul", protocol="explainer", **EXPLAINER_PARAMS)
+    seeds, steps, batch = [0, 1, 2], 8, 50
+    insts = [task.instance(s) for s in seeds]
+    xs, ys = explainer.FixedBatches([task] * 3, insts, seeds, batch)(steps)
+    layers = [(u, {k: np.stack([explainer.init(u, a, b, np.random.default_rng(10 * j + s))[k]
+                                for s in seeds]) for k in ("W_hat", "M_hat", "G")})
+              for j, (u, a, b) in enumerate([("nalu", 10, 2), ("nalu", 2, 1)])]
+    scale = explainer.loss_scale(batch, 1)
+    lams = np.zeros((steps, 2), np.float32)
+    program = Trainer(layers, lr=0.1, loss_scale=scale)
+    assert program._by_hand
+    program.train(lams=lams, **program.prepare(xs, ys))
+
+    theirs = Trainer(layers, lr=0.1, loss_scale=scale)
+    x = torch.as_tensor(np.array(xs[0])).transpose(1, 2).contiguous().transpose(1, 2)
+    y = torch.as_tensor(np.array(ys[0]))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the trainer trains: MKL's GEMMs round by thread count
+    try:
+        for _ in range(steps):
+            theirs.opt.zero_grad()
+            (((theirs.net(x) - y) ** 2).mean(dim=(-2, -1)) * scale).sum().backward()
+            theirs.opt.step()
+            theirs.net.project_()
+    finally:
+        torch.set_num_threads(threads)
+    trained = program.params()
+    for mine, expected in zip(trained, theirs.params(), strict=True):
+        for key in mine:
+            np.testing.assert_array_equal(mine[key], expected[key])
+
+    alone = Trainer([(u, {k: v[1:2] for k, v in p.items()}) for u, p in layers], lr=0.1,
+                    loss_scale=scale)
+    alone.train(lams=lams, **alone.prepare(xs[:, 1:2], ys[:, 1:2]))
+    for mine, one in zip(trained, alone.params(), strict=True):
+        for key in mine:
+            np.testing.assert_array_equal(mine[key][1:2], one[key])
+    assert not np.allclose(trained[0]["W_hat"], layers[0][1]["W_hat"])  # it trained
 
 
 def test_tf_trains_a_fixed_set_once_as_on_its_copies():

@@ -127,20 +127,25 @@ def test_weight_transforms_round_each_replica_as_alone(shape):
     torch.testing.assert_close(m_hat.grad, b.grad, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["shared-input", "own-input"])
+@pytest.mark.parametrize("inputs", ["shared", "own", "own-in-(R,n,B)-memory"])
 @pytest.mark.parametrize("shape,batch", [((4, 10, 2), 7), ((1, 10, 2), 7), ((64, 2, 1), 7),
                                          ((64, 100, 2), 128), ((64, 2, 1), 128),
                                          ((3, 2, 4), 33)])
-def test_nalu_in_one_node_is_autograd_bit_for_bit(shape, batch, shared):
+def test_nalu_in_one_node_is_autograd_bit_for_bit(shape, batch, inputs):
     """NALU's hand-written backward runs autograd's ops in autograd's order, and its
-    products for two inputs or one output (`_mm2`, `_xgrad`) round as MKL's GEMM."""
+    products for two inputs or one output (`_mm2`, `_xgrad`) round as MKL's GEMM; also on
+    an input stored as (R, n, B) memory, as the trainer stores a fixed training set."""
     from models.torch.units import make
     from models.torch.units.nalu import composed
     r, n, o = shape
     unit = make("nalu", registry.init_params("nalu", n, o, [[s, 1, 0] for s in range(r)]))
     rng = np.random.default_rng(3)
+    shared = inputs == "shared"
     x = torch.as_tensor(rng.uniform(-1, 2, (batch, n) if shared else (r, batch, n)),
-                        dtype=torch.float32).requires_grad_(not shared)
+                        dtype=torch.float32)
+    if inputs.endswith("memory"):
+        x = x.transpose(1, 2).contiguous().transpose(1, 2)
+    x.requires_grad_(not shared)
     dy = torch.as_tensor(rng.standard_normal((r, batch, o)), dtype=torch.float32)
     wrt = [unit.W_hat, unit.M_hat, unit.G] + ([] if shared else [x])
     results = []

@@ -136,18 +136,25 @@ class Trainer(TorchTrainer):
         """A chunk as tensors, plus log(|x| + eps) when the first unit takes it: called on
         the data thread (models/supervised.py), so the log, a fifth of a NALU step with 64
         replicas, overlaps training. A chunk whose steps are one set (numpy stride 0 along
-        the steps: `models.explainer.FixedBatches`) is made and logged once and expanded."""
+        the steps: `models.explainer.FixedBatches`) is made and logged once and expanded,
+        its replicas' own sets (R, B, n) stored as (R, n, B) memory, the layout of the units'
+        outputs (`models.torch.units.base._mm`): the first layer's batched GEMMs, forward and
+        weight gradient, run faster on it (A/B in docs/performance.md). The forward rounds
+        as on (R, B, n) memory; the weight gradient is another MKL kernel and rounds its own
+        way, the same for a replica alone as in any program (tested)."""
         steps = xs.shape[0]
         fixed = isinstance(xs, np.ndarray) and xs.strides[0] == 0 and ys.strides[0] == 0
         if fixed:
             xs, ys = xs[:1].copy(), ys[:1].copy()
         xs, ys = self.tensor(xs), self.tensor(ys)
+        if fixed and xs.dim() == 4:  # (1, R, B, n): (R, n, B) memory, viewed as (R, B, n)
+            xs = xs.transpose(-1, -2).contiguous().transpose(-1, -2)
         log_xs = None
         if self.net.takes_log_input:
             # in place, into one of two alternating buffers (a chunk trains while the next
-            # is prepared, as tasks.base.ReplicaBatches): the same values as
-            # log(|x| + eps), without three fresh chunk-sized tensors
-            pair = self._log_buffers.setdefault(tuple(xs.shape), [])
+            # is prepared, as tasks.base.ReplicaBatches) in the layout of xs: the same values
+            # as log(|x| + eps), without three fresh chunk-sized tensors
+            pair = self._log_buffers.setdefault((tuple(xs.shape), xs.stride()), [])
             while len(pair) < 2:
                 pair.append(torch.empty_like(xs))
             log_xs = torch.abs(xs, out=pair[self._prepared % 2]).add_(EPS).log_()
