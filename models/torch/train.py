@@ -134,14 +134,14 @@ class Trainer(TorchTrainer):
 
     def prepare(self, xs: np.ndarray, ys: np.ndarray) -> dict:
         """A chunk as tensors, plus log(|x| + eps) when the first unit takes it: called on
-        the data thread (models/supervised.py), so the log, a fifth of a NALU step with 64
-        replicas, overlaps training. A chunk whose steps are one set (numpy stride 0 along
-        the steps: `models.explainer.FixedBatches`) is made and logged once and expanded,
-        its replicas' own sets (R, B, n) stored as (R, n, B) memory, the layout of the units'
-        outputs (`models.torch.units.base._mm`): the first layer's batched GEMMs, forward and
-        weight gradient, run faster on it (A/B in docs/performance.md). The forward rounds
-        as on (R, B, n) memory; the weight gradient is another MKL kernel and rounds its own
-        way, the same for a replica alone as in any program (tested)."""
+        the data thread (models/supervised.py), so the log overlaps training. A chunk whose
+        steps are one set (numpy stride 0 along the steps: `models.explainer.FixedBatches`)
+        is made and logged once and expanded, its replicas' own sets (R, B, n) stored as
+        (R, n, B) memory, the layout of the units' outputs (`models.torch.units.base._mm`):
+        the first layer's batched GEMMs, forward and weight gradient, run faster on it (A/B
+        in docs/performance.md). The forward rounds as on (R, B, n) memory; the weight
+        gradient is another MKL kernel and rounds its own way, the same for a replica alone
+        as in any program (tested)."""
         steps = xs.shape[0]
         fixed = isinstance(xs, np.ndarray) and xs.strides[0] == 0 and ys.strides[0] == 0
         if fixed:
